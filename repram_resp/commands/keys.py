@@ -1,0 +1,116 @@
+"""Key inspection: REPRAM's HEAD (EXISTS, TTL family, TYPE) and listing
+(SCAN, KEYS, DBSIZE).  Nothing here changes the keyspace, and nothing here
+ever shows an expired key."""
+
+from __future__ import annotations
+
+from .. import errors
+from ..keyspace import InvalidCursor
+from ..protocol import bulk, integer, parse_ll
+from . import command
+
+
+@command("exists", -2, "readonly fast", (1, -1, 1), "keyspace", "Count existing keys", "1.0.0")
+def cmd_exists(client, argv):
+    server = client.server
+    ks = server.keyspace
+    now = server.clock()
+    return integer(sum(1 for k in argv[1:] if ks.lookup(k, now) is not None))
+
+
+def _ttl(client, argv, ms: bool, absolute: bool):
+    server = client.server
+    now = server.clock()
+    e = server.keyspace.lookup(argv[1], now)
+    if e is None:
+        return integer(-2)
+    t = e[1] if absolute else max(e[1] - now, 0)
+    return integer(t if ms else (t + 500) // 1000)
+
+
+@command("ttl", 2, "readonly fast", (1, 1, 1), "keyspace", "Remaining TTL in seconds", "1.0.0")
+def cmd_ttl(client, argv):
+    return _ttl(client, argv, False, False)
+
+
+@command("pttl", 2, "readonly fast", (1, 1, 1), "keyspace", "Remaining TTL in ms", "2.6.0")
+def cmd_pttl(client, argv):
+    return _ttl(client, argv, True, False)
+
+
+@command("expiretime", 2, "readonly fast", (1, 1, 1), "keyspace", "Expiry as Unix seconds", "7.0.0")
+def cmd_expiretime(client, argv):
+    return _ttl(client, argv, False, True)
+
+
+@command("pexpiretime", 2, "readonly fast", (1, 1, 1), "keyspace", "Expiry as Unix ms", "7.0.0")
+def cmd_pexpiretime(client, argv):
+    return _ttl(client, argv, True, True)
+
+
+@command("type", 2, "readonly fast", (1, 1, 1), "keyspace", "The type of a key", "1.0.0")
+def cmd_type(client, argv):
+    server = client.server
+    if server.keyspace.lookup(argv[1], server.clock()) is None:
+        return b"+none\r\n"
+    return b"+string\r\n"
+
+
+@command("touch", -2, "readonly fast", (1, -1, 1), "keyspace", "Count existing keys", "3.2.1")
+def cmd_touch(client, argv):
+    return cmd_exists(client, argv)
+
+
+@command("dbsize", 1, "readonly fast", (0, 0, 0), "server", "Number of live keys", "1.0.0")
+def cmd_dbsize(client, argv):
+    server = client.server
+    return integer(server.keyspace.dbsize(server.clock()))
+
+
+@command("keys", 2, "readonly", (0, 0, 0), "keyspace", "Live keys matching a pattern", "1.0.0")
+def cmd_keys(client, argv):
+    server = client.server
+    keys = server.keyspace.keys(argv[1], server.clock())
+    return b"*%d\r\n" % len(keys) + b"".join([bulk(k) for k in keys])
+
+
+@command("scan", -2, "readonly", (0, 0, 0), "keyspace", "Iterate live keys (sorted)", "2.8.0")
+def cmd_scan(client, argv):
+    cursor = parse_ll(argv[1])
+    if cursor is None or cursor < 0:
+        # Redis parses the cursor as unsigned 64-bit; ours are below 2^53.
+        if not argv[1].isdigit():
+            return client.error(errors.INVALID_CURSOR)
+        cursor = int(argv[1])
+    count = 10
+    pattern = None
+    type_filter = None
+    n = len(argv)
+    j = 2
+    while j < n:
+        opt = argv[j].upper()
+        if j + 1 >= n:
+            return client.error(errors.SYNTAX)
+        val = argv[j + 1]
+        if opt == b"COUNT":
+            c = parse_ll(val)
+            if c is None:
+                return client.error(errors.NOT_INTEGER)
+            if c < 1:
+                return client.error(errors.SYNTAX)
+            count = c
+        elif opt == b"MATCH":
+            pattern = val
+        elif opt == b"TYPE":
+            type_filter = val.lower()
+        else:
+            return client.error(errors.SYNTAX)
+        j += 2
+    server = client.server
+    try:
+        nxt, keys = server.keyspace.scan(cursor, pattern, count, server.clock())
+    except InvalidCursor:
+        return client.error(errors.INVALID_CURSOR)
+    if type_filter is not None and type_filter != b"string":
+        keys = []
+    return b"*2\r\n" + bulk(b"%d" % nxt) + b"*%d\r\n" % len(keys) + b"".join([bulk(k) for k in keys])

@@ -1,0 +1,100 @@
+"""Pub/sub commands.  Keyspace notifications arrive through the same channels.
+
+In RESP2 a subscribed connection may only send (P)SUBSCRIBE, (P)UNSUBSCRIBE,
+PING, QUIT and RESET (Redis's rule and error); in RESP3 anything goes, and
+messages arrive as push frames between replies."""
+
+from __future__ import annotations
+
+from ..protocol import bulk, integer
+from . import command
+
+
+def _confirm(client, kind: bytes, name, count: int) -> bytes:
+    head = b">3\r\n" if client.enc.version == 3 else b"*3\r\n"
+    return head + bulk(kind) + (client.enc.null if name is None else bulk(name)) + integer(count)
+
+
+def _sub(client, argv, pattern: bool):
+    hub = client.server.pubsub
+    out = []
+    for name in argv[1:]:
+        if pattern:
+            hub.psubscribe(client, name)
+            client.patterns.add(name)
+        else:
+            hub.subscribe(client, name)
+            client.channels.add(name)
+        out.append(_confirm(client, b"psubscribe" if pattern else b"subscribe", name,
+                            client.subscriptions()))
+    client.update_gate()
+    return b"".join(out)
+
+
+def _unsub(client, argv, pattern: bool):
+    hub = client.server.pubsub
+    names = argv[1:] or list(client.patterns if pattern else client.channels)
+    kind = b"punsubscribe" if pattern else b"unsubscribe"
+    out = []
+    for name in names:
+        if pattern:
+            hub.punsubscribe(client, name)
+            client.patterns.discard(name)
+        else:
+            hub.unsubscribe(client, name)
+            client.channels.discard(name)
+        out.append(_confirm(client, kind, name, client.subscriptions()))
+    if not out:
+        out.append(_confirm(client, kind, None, client.subscriptions()))
+    client.update_gate()
+    return b"".join(out)
+
+
+@command("subscribe", -2, "pubsub fast", group="pubsub", summary="Listen on channels", since="2.0.0")
+def cmd_subscribe(client, argv):
+    return _sub(client, argv, False)
+
+
+@command("psubscribe", -2, "pubsub fast", group="pubsub", summary="Listen on patterns", since="2.0.0")
+def cmd_psubscribe(client, argv):
+    return _sub(client, argv, True)
+
+
+@command("unsubscribe", -1, "pubsub fast", group="pubsub", summary="Stop listening", since="2.0.0")
+def cmd_unsubscribe(client, argv):
+    return _unsub(client, argv, False)
+
+
+@command("punsubscribe", -1, "pubsub fast", group="pubsub", summary="Stop listening", since="2.0.0")
+def cmd_punsubscribe(client, argv):
+    return _unsub(client, argv, True)
+
+
+@command("publish", 3, "pubsub fast", group="pubsub", summary="Post a message (this node only)",
+         since="2.0.0")
+def cmd_publish(client, argv):
+    return integer(client.server.pubsub.publish(argv[1], argv[2]))
+
+
+@command("pubsub", -2, "pubsub", group="pubsub", summary="Pub/sub introspection", since="2.8.0")
+def cmd_pubsub(client, argv):
+    from .. import errors
+    hub = client.server.pubsub
+    sub = argv[1].upper()
+    enc = client.enc
+    if sub == b"CHANNELS" and len(argv) <= 3:
+        chans = list(hub.channels)
+        if len(argv) == 3:
+            from ..glob import compile_glob
+            m = compile_glob(argv[2])
+            chans = [c for c in chans if m(c)]
+        return enc.array([bulk(c) for c in chans])
+    if sub == b"NUMSUB":
+        out = []
+        for ch in argv[2:]:
+            out.append(bulk(ch))
+            out.append(integer(len(hub.channels.get(ch, ()))))
+        return enc.array(out)
+    if sub == b"NUMPAT" and len(argv) == 2:
+        return integer(sum(len(c) for _, c in hub.patterns.values()))
+    return client.error(errors.unknown_subcommand(argv[1], "pubsub"))

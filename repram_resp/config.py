@@ -1,0 +1,307 @@
+"""Configuration: one table of directives, parsed like redis.conf.
+
+Rules:
+* Every setting is a row in ``DIRECTIVES``: its Redis-style name, kind, default,
+  unit (in the row's ``unit`` and in the Python attribute name, e.g.
+  ``maxmemory`` -> ``maxmemory_bytes``), whether ``CONFIG SET`` may change it,
+  and a one-phrase reason for non-obvious limits.
+* Sources, later wins: defaults, the config file (``directive arg ...`` per
+  line, ``#`` comments, quotes as in redis.conf), then ``--directive value``
+  flags.  A bad name or value raises ``ConfigError`` with a one-line message
+  naming the directive; the CLI prints it and exits 1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .protocol import split_inline
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str
+    kind: str                 # int | size | bool | str | list | enum | flags
+    default: Any
+    attr: str                 # attribute on Config (unit in the name)
+    mutable: bool = False
+    lo: int | None = None
+    hi: int | None = None
+    choices: tuple = ()
+    doc: str = ""
+    scale: int = 1            # internal value = given value * scale (e.g. s -> ms)
+    aliases: tuple = field(default_factory=tuple)
+
+
+GB = 1024 ** 3
+MB = 1024 ** 2
+INT64 = (1 << 63) - 1
+
+DIRECTIVES: list[Directive] = [
+    Directive("bind", "list", ["127.0.0.1"], "bind", doc="addresses to listen on"),
+    Directive("port", "int", 6379, "port", lo=0, hi=65535,
+              doc="client port; 0 lets the OS choose (logged at startup)"),
+    Directive("cluster-port", "int", -1, "cluster_port", lo=-1, hi=65535,
+              doc="peer port; -1 means port+10000 (or OS-chosen when port is 0)"),
+    Directive("peers", "list", [], "peers", doc="seed peers host:cluster-port"),
+    Directive("enclave", "str", "default", "enclave", doc="replication boundary"),
+    Directive("cluster-secret", "str", "", "cluster_secret", doc="shared secret for peer links"),
+    Directive("cluster-trusted-network", "bool", False, "cluster_trusted_network",
+              doc="allow a non-loopback cluster port without a secret"),
+    Directive("node-id", "str", "", "node_id", doc="stable node id; random when empty"),
+    Directive("replication-factor", "int", 3, "replication_factor", mutable=True, lo=1, hi=1000,
+              doc="REPRAM RF: quorum = floor(min(enclave size, RF)/2)+1"),
+    Directive("min-replicas-to-write", "int", 0, "min_replicas_to_write", mutable=True, lo=0, hi=1000),
+    Directive("min-replicas-max-lag", "int", 10, "min_replicas_max_lag_s", mutable=True, lo=0, hi=3600),
+    Directive("default-ttl", "int", 3600, "default_ttl_ms", mutable=True, lo=0, hi=INT64 // 1000,
+              scale=1000, doc="seconds given to a write without TTL; 0 = refuse such writes"),
+    Directive("min-ttl", "int", 1, "min_ttl_ms", mutable=True, lo=0, hi=INT64 // 1000, scale=1000,
+              doc="seconds; shorter TTLs are refused"),
+    Directive("max-ttl", "int", 86400, "max_ttl_ms", mutable=True, lo=1, hi=INT64 // 1000, scale=1000,
+              doc="seconds; longer TTLs are refused"),
+    Directive("maxmemory", "size", 0, "maxmemory_bytes", mutable=True, lo=0, hi=INT64,
+              doc="0 = unlimited; policy is always noeviction"),
+    Directive("maxmemory-policy", "enum", "noeviction", "maxmemory_policy", mutable=True,
+              choices=("noeviction",), doc="REPRAM never evicts: the TTL is the only way out"),
+    Directive("maxclients", "int", 10000, "maxclients", mutable=True, lo=1, hi=1_000_000),
+    Directive("timeout", "int", 0, "timeout_s", mutable=True, lo=0, hi=INT64,
+              doc="close idle clients after this many seconds; 0 = never"),
+    Directive("requirepass", "str", "", "requirepass", mutable=True),
+    Directive("proto-max-bulk-len", "size", 512 * MB, "proto_max_bulk_bytes", mutable=True,
+              lo=1024 * 1024, hi=INT64, doc="largest bulk string (Redis default 512mb)"),
+    Directive("proto-max-multibulk-len", "int", 1024 * 1024, "proto_max_args", mutable=True,
+              lo=1, hi=2 ** 31 - 1, doc="most arguments in one request"),
+    Directive("client-query-buffer-limit", "size", GB, "client_query_buffer_bytes", mutable=True,
+              lo=1024 * 1024, hi=INT64, doc="most unparsed bytes buffered per client"),
+    Directive("client-output-buffer-limit-pubsub", "size", 32 * MB, "pubsub_output_limit_bytes",
+              mutable=True, lo=0, hi=INT64,
+              doc="a subscriber whose unsent output exceeds this is disconnected (Redis: 32mb hard)"),
+    Directive("notify-keyspace-events", "flags", "", "notify_keyspace_events", mutable=True),
+    Directive("loglevel", "enum", "notice", "loglevel", mutable=True,
+              choices=("debug", "verbose", "notice", "warning", "nothing")),
+    Directive("logfile", "str", "", "logfile", doc="empty = standard error"),
+    Directive("tls-port", "int", 0, "tls_port", lo=0, hi=65535),
+    Directive("tls-cert-file", "str", "", "tls_cert_file"),
+    Directive("tls-key-file", "str", "", "tls_key_file"),
+    Directive("tls-ca-cert-file", "str", "", "tls_ca_cert_file"),
+    Directive("tls-cluster", "bool", False, "tls_cluster", doc="use TLS on peer links"),
+    Directive("save", "enum", "", "save", mutable=True, choices=("",),
+              doc="REPRAM is RAM only: nothing is ever saved"),
+    Directive("appendonly", "bool", False, "appendonly", mutable=True,
+              doc="REPRAM is RAM only: must stay 'no'"),
+    Directive("databases", "int", 1, "databases", lo=1, hi=1, doc="one keyspace, db 0"),
+    Directive("event-loop", "enum", "auto", "event_loop", choices=("auto", "uvloop", "asyncio"),
+              doc="auto = uvloop when installed"),
+    Directive("active-expire-batch-keys", "int", 2000, "expire_batch_keys", mutable=True,
+              lo=1, hi=1_000_000, doc="keys reclaimed per expiry cycle before yielding to clients"),
+    Directive("scan-cursor-max-entries", "int", 100_000, "scan_cursor_max_entries", mutable=True,
+              lo=16, hi=10_000_000, doc="SCAN continuation cursors remembered (oldest dropped)"),
+    Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
+              doc="seconds to finish replies and flush peers on SIGTERM"),
+]
+
+BY_NAME: dict[str, Directive] = {d.name: d for d in DIRECTIVES}
+
+_SIZE_RE = re.compile(r"^(\d+)(k|kb|m|mb|g|gb|b)?$", re.I)
+_SIZE_UNITS = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
+               "g": 1000 ** 3, "gb": 1024 ** 3}
+_KEYSPACE_FLAG_ORDER = "g$lshzxetmdnKE"
+
+
+def parse_size(text: str) -> int:
+    """redis.conf memory units: 1k=1000, 1kb=1024, 1m, 1mb, 1g, 1gb."""
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise ValueError("'%s' is not a size (e.g. 100mb, 1gb, 65536)" % text)
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower() if m.group(2) else None]
+
+
+def parse_keyspace_flags(text: str) -> str:
+    """Redis keyspaceEventsStringToFlags; returns the canonical string."""
+    flags = set()
+    for ch in text:
+        if ch == "A":
+            flags.update("g$lshzxetd")
+        elif ch in "g$lshzxeKEtmdn":
+            flags.add(ch)
+        else:
+            raise ValueError("'%s' has an unknown flag '%s'" % (text, ch))
+    if flags and not flags & {"K", "E"}:
+        # Redis accepts this but nothing would ever fire; keep it, canonically
+        pass
+    return keyspace_flags_to_string(flags)
+
+
+def keyspace_flags_to_string(flags) -> str:
+    # Redis keyspaceEventsFlagsToString: "A" if all of g$lshzxetd, then K, E.
+    out = ""
+    all_a = set("g$lshzxetd")
+    if all_a <= set(flags):
+        out += "A"
+        rest = [c for c in "mn" if c in flags]
+    else:
+        rest = [c for c in "g$lshzxetmdn" if c in flags]
+    out += "".join(rest)
+    if "K" in flags:
+        out += "K"
+    if "E" in flags:
+        out += "E"
+    return out
+
+
+def _convert(d: Directive, args: list[str]) -> Any:
+    if d.kind == "list":
+        items = []
+        for a in args:
+            items.extend(x for x in re.split(r"[,\s]+", a) if x)
+        return items
+    if len(args) != 1:
+        raise ValueError("expects exactly one value, got %d" % len(args))
+    v = args[0]
+    if d.kind == "str":
+        return v
+    if d.kind == "bool":
+        low = v.lower()
+        if low in ("yes", "true", "1"):
+            return True
+        if low in ("no", "false", "0"):
+            return False
+        raise ValueError("'%s' is not yes or no" % v)
+    if d.kind == "enum":
+        if v.lower() not in d.choices:
+            raise ValueError("'%s' must be one of: %s" % (
+                v, ", ".join(repr(c) if c else "\"\"" for c in d.choices)))
+        return v.lower()
+    if d.kind == "flags":
+        return parse_keyspace_flags(v)
+    if d.kind == "int":
+        try:
+            n = int(v, 10)
+        except ValueError:
+            raise ValueError("'%s' is not an integer" % v) from None
+    elif d.kind == "size":
+        n = parse_size(v)
+    else:  # pragma: no cover - table is static
+        raise AssertionError(d.kind)
+    if (d.lo is not None and n < d.lo) or (d.hi is not None and n > d.hi):
+        raise ValueError("%s is out of range (%s..%s)" % (v, d.lo, d.hi))
+    return n * d.scale
+
+
+class Config:
+    """Resolved settings.  Attribute names carry the unit (``_ms``, ``_bytes``)."""
+
+    def __init__(self) -> None:
+        for d in DIRECTIVES:
+            default = d.default
+            if d.kind == "list":
+                default = list(default)
+            elif d.kind == "int" and d.scale != 1:
+                default = default * d.scale
+            setattr(self, d.attr, default)
+        self.source_file: str | None = None
+
+    # -- loading ------------------------------------------------------------
+
+    def set_directive(self, name: str, args: list[str], where: str = "") -> None:
+        d = BY_NAME.get(name.lower())
+        if d is None:
+            raise ConfigError("unknown directive '%s'%s" % (name, where))
+        try:
+            value = _convert(d, args)
+        except ValueError as e:
+            raise ConfigError("bad value for '%s'%s: %s" % (d.name, where, e)) from None
+        setattr(self, d.attr, value)
+
+    def load_file(self, path: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().split(b"\n")
+        except OSError as e:
+            raise ConfigError("cannot read config file '%s': %s" % (path, e.strerror)) from None
+        self.source_file = path
+        for lineno, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            words = split_inline(line)
+            if words is None:
+                raise ConfigError("unbalanced quotes at line %d of %s" % (lineno, path))
+            name, *args = [w.decode("utf-8", "surrogateescape") for w in words]
+            self.set_directive(name, args, " (line %d of %s)" % (lineno, path))
+
+    def load_args(self, argv: list[str]) -> None:
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            if not a.startswith("--") or len(a) == 2:
+                raise ConfigError("unexpected argument '%s' (directives are --name value)" % a)
+            name = a[2:]
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("--"):
+                j += 1
+            args = argv[i + 1:j]
+            if not args:
+                args = [""] if BY_NAME.get(name.lower(), None) and BY_NAME[name.lower()].kind in (
+                    "str", "enum", "flags", "list") else []
+            self.set_directive(name, args, " (command line)")
+            i = j
+
+    def validate(self) -> None:
+        """Cross-directive checks, once everything is loaded."""
+        if self.min_ttl_ms > self.max_ttl_ms:
+            raise ConfigError("bad value for 'min-ttl': %d s exceeds max-ttl %d s" % (
+                self.min_ttl_ms // 1000, self.max_ttl_ms // 1000))
+        if self.default_ttl_ms and not self.min_ttl_ms <= self.default_ttl_ms <= self.max_ttl_ms:
+            raise ConfigError("bad value for 'default-ttl': %d s is outside min-ttl..max-ttl" %
+                              (self.default_ttl_ms // 1000))
+        if self.tls_port and not (self.tls_cert_file and self.tls_key_file):
+            raise ConfigError("bad value for 'tls-port': needs tls-cert-file and tls-key-file")
+        if self.tls_cluster and not (self.tls_cert_file and self.tls_key_file):
+            raise ConfigError("bad value for 'tls-cluster': needs tls-cert-file and tls-key-file")
+        if not self.bind:
+            raise ConfigError("bad value for 'bind': no address")
+
+    # -- CONFIG GET / SET ---------------------------------------------------
+
+    def get_text(self, d: Directive) -> str:
+        v = getattr(self, d.attr)
+        if d.kind == "bool":
+            return "yes" if v else "no"
+        if d.kind == "list":
+            return " ".join(v)
+        if isinstance(v, int):
+            return str(v // d.scale)
+        return str(v)
+
+    def set_runtime(self, name: str, value: str, hook: Callable[[str], None] | None = None) -> None:
+        """CONFIG SET; raises ConfigError (message is the reason phrase)."""
+        d = BY_NAME.get(name.lower())
+        if d is None or not d.mutable:
+            raise KeyError(name)
+        old = getattr(self, d.attr)
+        try:
+            setattr(self, d.attr, _convert(d, [value]))
+            self.validate()
+        except (ValueError, ConfigError) as e:
+            setattr(self, d.attr, old)
+            raise ConfigError(str(e)) from None
+        if hook is not None:
+            hook(d.name)
+
+
+def load(argv: list[str]) -> Config:
+    """``repram-resp [conf-file] [--directive value ...]``."""
+    cfg = Config()
+    rest = list(argv)
+    if rest and not rest[0].startswith("--"):
+        cfg.load_file(rest.pop(0))
+    cfg.load_args(rest)
+    cfg.validate()
+    return cfg

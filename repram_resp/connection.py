@@ -1,0 +1,265 @@
+"""One client connection: an asyncio Protocol around the sans-I/O parser.
+
+Rules:
+* Pipelining: every complete command in a read is executed in order and all
+  their replies leave in one ``transport.write``.
+* Flow control: when the transport's write buffer passes its high-water mark
+  we stop reading from this client until it drains, so a client that does
+  not read its replies cannot make the server buffer without bound.
+* A protocol error gets one ``-ERR Protocol error: ...`` reply, then close;
+  a command error gets ``-ERR ...`` and the connection keeps serving; an
+  unexpected exception in a handler is logged (never the values) and answered
+  with an error -- it never takes the connection or the server down.
+* The "gate" is set while anything but plain execution applies (MULTI
+  queueing, authentication pending, RESP2 subscribed mode); ungated commands
+  take the short path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from . import errors
+from .commands import TABLE, find, lookup_error
+from .protocol import QUEUED, RESP2, RequestParser, encode_error
+
+log = logging.getLogger("repram.client")
+
+_TABLE_GET = TABLE.get
+_GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+_SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
+                            "quit", "reset", "ssubscribe", "sunsubscribe"})
+WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, server, tls: bool = False):
+        self.server = server
+        self.enc = RESP2
+        cfg = server.config
+        self.parser = RequestParser(cfg.proto_max_bulk_bytes, cfg.proto_max_args,
+                                    cfg.client_query_buffer_bytes)
+        self.transport = None
+        self.id = 0
+        self.tls = tls
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.addr = self.laddr = "?"
+        self.created = self.last_active = time.monotonic()
+        self.authenticated = not cfg.requirepass
+        self.multi = None
+        self.multi_dirty = False
+        self.watched: dict = {}
+        self.channels: set = set()
+        self.patterns: set = set()
+        self.close_after_reply = False
+        self.closed = False
+        self.last_cmd = "NULL"
+        self.gate = None if self.authenticated else "auth"
+        self._out = None         # reply batch while executing a read
+        self._paused = False
+        self.write_offset = 0    # replication: last write of this client (WAIT)
+
+    # -- asyncio callbacks ---------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = _fmt_addr(peer)
+        self.laddr = _fmt_addr(sock)
+        if not self.server.register(self):
+            transport.write(encode_error(errors.MAX_CLIENTS))
+            transport.close()
+            self.closed = True
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.server.unregister(self)
+
+    def pause_writing(self):
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        if self._paused and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def data_received(self, data):
+        if self.closed:
+            return
+        parser = self.parser
+        cmds = parser.feed(data)
+        self.last_active = time.monotonic()
+        if cmds:
+            self.server.stat_commands += len(cmds)
+            out = self._out = []
+            if self.gate is None and len(cmds) == 1 and not self.channels and not self.patterns:
+                out.append(self.execute(cmds[0]))
+            else:
+                for argv in cmds:
+                    out.append(self.execute(argv))
+                    if self.close_after_reply:
+                        break
+            self._out = None
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if self.close_after_reply:
+                self.transport.close()
+                self.closed = True
+                return
+        if parser.error is not None:
+            self.server.stat_protocol_errors += 1
+            log.debug("protocol error from %s: %s", self.addr, parser.error)
+            self.transport.write(encode_error(parser.error))
+            self.transport.close()
+            self.closed = True
+
+    # -- execution -----------------------------------------------------------
+
+    def execute(self, argv: list) -> bytes:
+        cmd = _TABLE_GET(argv[0])
+        if cmd is None:
+            cmd = find(argv[0])
+        if self.gate is not None:
+            return self._gated(cmd, argv)
+        if cmd is None or cmd.disabled_why is not None:
+            return self.error(lookup_error(cmd, argv))
+        a = cmd.arity
+        n = len(argv)
+        if (a > 0 and n != a) or n < -a:
+            return self.error(lookup_error(cmd, argv))
+        try:
+            return cmd.handler(self, argv)
+        except Exception:  # a bug must cost one reply, not the connection
+            return self._internal_error(cmd)
+
+    def run(self, cmd, argv) -> bytes:
+        """Execute with all central checks (used by EXEC and the gate)."""
+        err = lookup_error(cmd, argv)
+        if err is not None:
+            return self.error(err)
+        self.last_cmd = cmd.name
+        try:
+            return cmd.handler(self, argv)
+        except Exception:
+            return self._internal_error(cmd)
+
+    def _gated(self, cmd, argv) -> bytes:
+        name = cmd.name if cmd is not None else None
+        if not self.authenticated and (cmd is None or "noauth" not in cmd.flags) \
+                and name not in ("quit", "reset"):
+            if self.multi is not None:
+                self.multi_dirty = True
+            return self.error(errors.NOAUTH)
+        if self.multi is not None and name not in _GATE_PASS:
+            err = lookup_error(cmd, argv)
+            if err is not None:
+                self.multi_dirty = True
+                return self.error(err)
+            self.multi.append((cmd, argv))
+            return QUEUED
+        if self.enc.version == 2 and (self.channels or self.patterns) and name not in _SUBSCRIBED_OK:
+            err = lookup_error(cmd, argv)
+            if err is not None:
+                return self.error(err)
+            return self.error(errors.subscribed_context(name))
+        return self.run(cmd, argv)
+
+    def _internal_error(self, cmd) -> bytes:
+        log.exception("internal error in %s", cmd.name)
+        return self.error("ERR internal error in '%s' (see server log)" % cmd.name)
+
+    def error(self, msg: str) -> bytes:
+        self.server.stat_errors += 1
+        return encode_error(msg)
+
+    # -- state helpers used by commands ---------------------------------------
+
+    def update_gate(self) -> None:
+        if not self.authenticated:
+            self.gate = "auth"
+        elif self.multi is not None:
+            self.gate = "multi"
+        elif self.channels or self.patterns:
+            self.gate = "subscribed"
+        else:
+            self.gate = None
+
+    def end_multi(self) -> None:
+        self.multi = None
+        self.multi_dirty = False
+        self.watched.clear()
+        self.update_gate()
+
+    def watch_broken(self) -> bool:
+        if not self.watched:
+            return False
+        ks = self.server.keyspace
+        now = self.server.clock()
+        return any(ks.lookup(k, now) is not e for k, e in self.watched.items())
+
+    def in_subscribed_resp2(self) -> bool:
+        return self.enc.version == 2 and bool(self.channels or self.patterns)
+
+    def subscriptions(self) -> int:
+        return len(self.channels) + len(self.patterns)
+
+    def reset(self) -> None:
+        self.multi = None
+        self.multi_dirty = False
+        self.watched.clear()
+        self.server.pubsub.drop_client(self)
+        self.enc = RESP2
+        self.name = b""
+        self.authenticated = not self.server.config.requirepass
+        self.update_gate()
+
+    def push(self, data: bytes, limit: int) -> None:
+        """Out-of-band data (pub/sub).  Keeps order with a batch in progress;
+        disconnects a subscriber whose unsent output passes ``limit``."""
+        if self.closed:
+            return
+        if self._out is not None:
+            self._out.append(data)
+            return
+        t = self.transport
+        if limit and t.get_write_buffer_size() > limit:
+            log.warning("closing client %d (%s): pub/sub output over %d bytes", self.id, self.addr, limit)
+            self.kill()
+            return
+        t.write(data)
+
+    def kill(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    def info_line(self, now_ms: int) -> str:
+        t = time.monotonic()
+        return ("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d "
+                "ssub=0 multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s"
+                % (self.id, self.addr, self.laddr, self.name.decode("utf-8", "replace"),
+                   int(t - self.created), int(t - self.last_active),
+                   ("x" if self.multi is not None else "") + ("P" if self.channels or self.patterns
+                                                              else "") or "N",
+                   len(self.channels), len(self.patterns),
+                   -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
+                   self.transport.get_write_buffer_size() if self.transport else 0,
+                   self.last_cmd, self.enc.version, self.lib_name.decode("utf-8", "replace"),
+                   self.lib_ver.decode("utf-8", "replace")))
+
+
+def _fmt_addr(a) -> str:
+    if not a:
+        return "?"
+    if isinstance(a, tuple):
+        host = a[0]
+        return ("[%s]:%d" % (host, a[1])) if ":" in host else "%s:%d" % (host, a[1])
+    return str(a)

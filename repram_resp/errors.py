@@ -1,0 +1,115 @@
+"""Every error string the server sends, in one place.
+
+Strings that Redis defines are copied byte for byte (clients map on the
+first word: ERR, OOM, NOAUTH, WRONGPASS, EXECABORT, NOPROTO, NOREPLICAS ...).
+Our own REPRAM refusals start with ``ERR`` so that every client treats them
+as an ordinary command error.  Each constant is the text without the leading
+``-`` and trailing CRLF; ``protocol.encode_error`` adds those.
+"""
+
+# --- protocol (reply, then close the connection) ---------------------------
+PROTO_INLINE_TOO_BIG = "Protocol error: too big inline request"
+PROTO_UNBALANCED_QUOTES = "Protocol error: unbalanced quotes in request"
+PROTO_MBULK_COUNT_TOO_BIG = "Protocol error: too big mbulk count string"
+PROTO_INVALID_MBULK_LEN = "Protocol error: invalid multibulk length"
+PROTO_BULK_COUNT_TOO_BIG = "Protocol error: too big bulk count string"
+PROTO_INVALID_BULK_LEN = "Protocol error: invalid bulk length"
+PROTO_QUERY_BUFFER = "Protocol error: query buffer limit exceeded (client-query-buffer-limit)"
+
+
+def proto_expected_dollar(got: int) -> str:
+    return "Protocol error: expected '$', got '%s'" % chr(got)
+
+
+# --- generic command errors (Redis wording) --------------------------------
+SYNTAX = "ERR syntax error"
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+INVALID_CURSOR = "ERR invalid cursor"
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+NOAUTH = "NOAUTH Authentication required."
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+AUTH_NOT_CONFIGURED = (
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?"
+)
+NOPROTO = "NOPROTO unsupported protocol version"
+HELLO_PROTO_NOT_INT = "ERR Protocol version is not an integer or out of range"
+DB_OUT_OF_RANGE = "ERR DB index is out of range"
+EXEC_WITHOUT_MULTI = "ERR EXEC without MULTI"
+DISCARD_WITHOUT_MULTI = "ERR DISCARD without MULTI"
+MULTI_NESTED = "ERR MULTI calls can not be nested"
+WATCH_IN_MULTI = "ERR WATCH inside MULTI is not allowed"
+EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+TIMEOUT_NEGATIVE = "ERR timeout is negative"
+CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
+MAX_CLIENTS = "ERR max number of clients reached"
+
+
+def unknown_command(name: bytes, args) -> str:
+    # Redis: "unknown command '%.128s', with args beginning with: " then each
+    # of the first args as "'%.*s' " (the total capped at 128 bytes).
+    shown = ""
+    for a in args:
+        if len(shown) >= 128:
+            break
+        shown += "'%s' " % _printable(a)[: 128 - len(shown)]
+    return "ERR unknown command '%s', with args beginning with: %s" % (_printable(name)[:128], shown)
+
+
+def unknown_subcommand(sub: bytes, cmd: str) -> str:
+    return "ERR unknown subcommand '%s'. Try %s HELP." % (_printable(sub)[:128], cmd.upper())
+
+
+def wrong_arity(name: str) -> str:
+    return "ERR wrong number of arguments for '%s' command" % name
+
+
+def invalid_expire(cmd: str) -> str:
+    return "ERR invalid expire time in '%s' command" % cmd
+
+
+def config_set_unknown(name: bytes) -> str:
+    return "ERR Unknown option or number of arguments for CONFIG SET - '%s'" % _printable(name)
+
+
+def config_set_failed(name: str, why: str) -> str:
+    return "ERR CONFIG SET failed (possibly related to argument '%s') - %s" % (name, why)
+
+
+def subscribed_context(name: str) -> str:
+    return (
+        "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+        "are allowed in this context" % name
+    )
+
+
+# --- REPRAM's own refusals --------------------------------------------------
+TTL_REQUIRED = "ERR TTL required: REPRAM keys always expire; use SET key value EX seconds"
+
+
+def ttl_below_min(cmd: str, min_ms: int) -> str:
+    return "ERR TTL below min-ttl (%s) in '%s' command: REPRAM refuses rather than clamps" % (
+        _fmt_ms(min_ms), cmd)
+
+
+def ttl_above_max(cmd: str, max_ms: int) -> str:
+    return "ERR TTL above max-ttl (%s) in '%s' command: REPRAM refuses rather than clamps" % (
+        _fmt_ms(max_ms), cmd)
+
+
+def disabled(name: str, why: str) -> str:
+    return "ERR %s is disabled: %s" % (name.upper(), why)
+
+
+def _fmt_ms(ms: int) -> str:
+    return "%d s" % (ms // 1000) if ms % 1000 == 0 else "%d ms" % ms
+
+
+def _printable(b) -> str:
+    if isinstance(b, str):
+        return b
+    # surrogateescape so that encode_error() gives back the client's exact bytes
+    return b.decode("utf-8", "surrogateescape")

@@ -1,0 +1,305 @@
+"""The keyspace: live keys, their deadlines, a sorted index and memory accounting.
+
+Invariants:
+* Every key has an absolute deadline in Unix milliseconds (REPRAM: TTL is
+  mandatory).  A key is expired once ``now > deadline`` (Redis's rule) and from
+  that instant no read path returns it, whether or not it has been reclaimed.
+* ``data[key] = (value, deadline_ms, version, bucket)``.  ``version`` is the
+  write's hybrid-logical-clock stamp (replication orders concurrent writes by
+  it); ``bucket`` is the expiry bucket the key is filed in.
+* ``index`` holds exactly the keys of ``data``, sorted bytewise, so a pattern
+  with a literal prefix is answered in O(log N + keys under the prefix).
+* Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel): a key is
+  filed in exactly one bucket, never later than its deadline's.  An overwrite
+  that shortens the deadline moves the key (exactly, so nothing stale
+  accumulates); one that extends it leaves it filed early and the reclaimer
+  re-files it when that bucket comes due.  A heap orders bucket ids.  The
+  background reclaimer (server.py) drains due buckets in bounded batches and
+  reports each expiry through ``on_expired`` (keyspace notifications).
+* ``used_bytes`` = sum over keys of len(key) + len(value) + ENTRY_OVERHEAD_BYTES.
+  ``maxmemory`` is enforced before a write is applied (noeviction only); a
+  refused write changes nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import sys
+from typing import Callable
+
+from sortedcontainers import SortedList
+
+from .glob import compile_glob, is_match_all, literal_prefix
+
+BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
+BUCKET_MS = 1 << BUCKET_SHIFT
+
+# Per-entry bookkeeping beyond the key and value bytes, derived from the
+# objects an entry actually costs in CPython: two bytes-object headers, the
+# entry tuple, the deadline, version and bucket ints, a dict slot (~1.5 x
+# 32 B at the dict's load factor), a sorted-index slot and an expiry-bucket
+# set slot.  benchmarks/memory.py checks it against measured RSS per key.
+ENTRY_OVERHEAD_BYTES = (2 * sys.getsizeof(b"") + sys.getsizeof((0, 0, 0, 0))
+                        + 2 * sys.getsizeof(1 << 40) + sys.getsizeof(1 << 70) + 48 + 8 + 40)
+
+
+class OutOfMemory(Exception):
+    pass
+
+
+class InvalidCursor(Exception):
+    pass
+
+
+class Keyspace:
+    def __init__(self, maxmemory_bytes: int = 0, cursor_max_entries: int = 100_000):
+        self.data: dict[bytes, tuple] = {}
+        self.index = SortedList()
+        self._buckets: dict[int, set] = {}
+        self._bucket_heap: list[int] = []
+        self.used_bytes = 0
+        self.maxmemory_bytes = maxmemory_bytes
+        self.expired_keys = 0
+        self.hits = 0
+        self.misses = 0
+        self.on_expired: Callable[[bytes], None] | None = None
+        # Called with a new bucket's deadline (ms) so the reclaimer can wake
+        # earlier than it planned.
+        self.on_new_bucket: Callable[[int], None] | None = None
+        # SCAN continuation: cursor id -> last key returned.  Ids start at a
+        # random point so a cursor from before a restart is not mistaken.
+        self._cursors: dict[int, bytes] = {}
+        self._cursor_max = cursor_max_entries
+        self._next_cursor = random.randrange(1 << 32, 1 << 44)
+        self._glob_cache: dict[bytes, Callable] = {}
+
+    # -- reads ---------------------------------------------------------------
+
+    def lookup(self, key: bytes, now: int):
+        """The live entry of key, or None."""
+        e = self.data.get(key)
+        if e is None or now > e[1]:
+            return None
+        return e
+
+    def get(self, key: bytes, now: int):
+        e = self.data.get(key)
+        if e is None or now > e[1]:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return e[0]
+
+    # -- writes --------------------------------------------------------------
+
+    def fits(self, delta: int) -> bool:
+        return not self.maxmemory_bytes or self.used_bytes + delta <= self.maxmemory_bytes
+
+    def size_delta(self, key: bytes, value: bytes) -> int:
+        old = self.data.get(key)
+        if old is None:
+            return len(key) + len(value) + ENTRY_OVERHEAD_BYTES
+        return len(value) - len(old[0])
+
+    def put(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> None:
+        """Store (key, value) until deadline.  Raises OutOfMemory (no change)."""
+        data = self.data
+        old = data.get(key)
+        nb = deadline >> BUCKET_SHIFT
+        if old is None:
+            size = len(key) + len(value) + ENTRY_OVERHEAD_BYTES
+            if self.maxmemory_bytes and self.used_bytes + size > self.maxmemory_bytes:
+                raise OutOfMemory()
+            self.used_bytes += size
+            self._schedule(key, nb)
+            data[key] = (value, deadline, version, nb)
+            self.index.add(key)
+            return
+        delta = len(value) - len(old[0])
+        if delta > 0 and self.maxmemory_bytes and self.used_bytes + delta > self.maxmemory_bytes:
+            raise OutOfMemory()
+        if now > old[1]:
+            # Overwriting a key that expired but was not reclaimed yet: it
+            # expired first, as far as anyone watching is concerned.
+            self.expired_keys += 1
+            if self.on_expired is not None:
+                self.on_expired(key)
+        self.used_bytes += delta
+        sched = old[3]
+        if nb < sched:
+            # An earlier deadline must move the key to an earlier bucket; a
+            # later one leaves it where it is (the reclaimer re-files it when
+            # that bucket comes due), so the usual overwrite touches no set.
+            s = self._buckets.get(sched)
+            if s is not None:
+                s.discard(key)
+                if not s:
+                    del self._buckets[sched]
+            self._schedule(key, nb)
+            sched = nb
+        data[key] = (value, deadline, version, sched)
+
+    def _schedule(self, key: bytes, b: int) -> None:
+        s = self._buckets.get(b)
+        if s is None:
+            self._buckets[b] = {key}
+            heapq.heappush(self._bucket_heap, b)
+            if len(self._bucket_heap) > 4 * len(self._buckets) + 4096:
+                # Ids of buckets emptied by moves linger in the heap;
+                # rebuilding from the live buckets keeps it proportional.
+                self._bucket_heap = list(self._buckets)
+                heapq.heapify(self._bucket_heap)
+            if self.on_new_bucket is not None:
+                self.on_new_bucket((b + 1) << BUCKET_SHIFT)
+        else:
+            s.add(key)
+
+    # -- expiry --------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        """The instant (ms) at which the earliest bucket becomes fully due."""
+        heap = self._bucket_heap
+        while heap and heap[0] not in self._buckets:
+            heapq.heappop(heap)
+        if not heap:
+            return None
+        return (heap[0] + 1) << BUCKET_SHIFT
+
+    def reclaim(self, now: int, budget: int) -> int:
+        """Process up to ``budget`` keys from buckets wholly in the past:
+        delete the expired ones, re-file the ones extended since.  Returns how
+        many were processed (== budget means more may be due)."""
+        heap, buckets, data = self._bucket_heap, self._buckets, self.data
+        done = 0
+        limit = now >> BUCKET_SHIFT     # buckets < limit end before now
+        while heap and heap[0] < limit and done < budget:
+            b = heap[0]
+            s = buckets.get(b)
+            if s is None:
+                heapq.heappop(heap)
+                continue
+            while s and done < budget:
+                key = s.pop()
+                e = data.get(key)
+                if e is None or e[3] != b:    # defensive: not filed here
+                    continue
+                done += 1
+                if now > e[1]:
+                    self._delete(key, e)
+                else:
+                    # Extended by an overwrite since it was filed: re-file it.
+                    nb = e[1] >> BUCKET_SHIFT
+                    data[key] = (e[0], e[1], e[2], nb)
+                    self._schedule(key, nb)
+            if not s:
+                del buckets[b]
+                heapq.heappop(heap)
+        return done
+
+    def _delete(self, key: bytes, e: tuple) -> None:
+        del self.data[key]
+        self.index.remove(key)
+        self.used_bytes -= len(key) + len(e[0]) + ENTRY_OVERHEAD_BYTES
+        self.expired_keys += 1
+        if self.on_expired is not None:
+            self.on_expired(key)
+
+    def expire_all_due(self, now: int) -> None:
+        """Reclaim everything already expired (used before counting keys)."""
+        self.reclaim(now, 1 << 62)
+        b = now >> BUCKET_SHIFT
+        s = self._buckets.get(b)
+        if s:
+            data = self.data
+            for key in [k for k in s if now > data[k][1]]:
+                s.discard(key)
+                self._delete(key, data[key])
+            if not s:
+                del self._buckets[b]
+
+    def dbsize(self, now: int) -> int:
+        self.expire_all_due(now)
+        return len(self.data)
+
+    # -- listing -------------------------------------------------------------
+
+    def _matcher(self, pattern: bytes):
+        m = self._glob_cache.get(pattern)
+        if m is None:
+            if len(self._glob_cache) > 256:
+                self._glob_cache.clear()
+            m = self._glob_cache[pattern] = compile_glob(pattern)
+        return m
+
+    def keys(self, pattern: bytes, now: int) -> list[bytes]:
+        prefix = literal_prefix(pattern)
+        match = None if is_match_all(pattern) or pattern == prefix + b"*" else self._matcher(pattern)
+        data = self.data
+        out = []
+        it = self.index.irange(minimum=prefix) if prefix else iter(self.index)
+        for k in it:
+            if not k.startswith(prefix):
+                break
+            if now > data[k][1]:
+                continue
+            if match is None or match(k):
+                out.append(k)
+        return out
+
+    def scan(self, cursor: int, pattern: bytes | None, count: int, now: int):
+        """One SCAN step: (next cursor, keys).  Keys are visited in sorted
+        order after the last key the cursor returned, so every key present for
+        the whole iteration is returned, whatever expires or is added."""
+        if cursor == 0:
+            after = None
+        else:
+            after = self._cursors.get(cursor)
+            if after is None:
+                raise InvalidCursor()
+        index, data = self.index, self.data
+        prefix = literal_prefix(pattern) if pattern else b""
+        if pattern is None or is_match_all(pattern) or pattern == prefix + b"*":
+            match = None
+        else:
+            match = self._matcher(pattern)
+        start = 0 if after is None else index.bisect_right(after)
+        if prefix:
+            start = max(start, index.bisect_left(prefix))
+        chunk = list(index.islice(start, start + count))
+        out = []
+        finished = len(chunk) < count
+        for k in chunk:
+            if prefix and not k.startswith(prefix):
+                finished = True
+                break
+            if now > data[k][1]:
+                continue
+            if match is None or match(k):
+                out.append(k)
+        if finished or not chunk or start + count >= len(index):
+            return 0, out
+        return self._remember(chunk[-1]), out
+
+    def _remember(self, last: bytes) -> int:
+        cid = self._next_cursor
+        self._next_cursor += 1
+        if self._next_cursor >= 1 << 53:
+            self._next_cursor = 1
+        cursors = self._cursors
+        cursors[cid] = last
+        while len(cursors) > self._cursor_max:
+            del cursors[next(iter(cursors))]
+        return cid
+
+    # -- stats ---------------------------------------------------------------
+
+    def avg_ttl_ms(self, now: int, sample: int = 64) -> int:
+        data = self.data
+        if not data:
+            return 0
+        idx = self.index
+        n = len(idx)
+        picks = [idx[random.randrange(n)] for _ in range(min(sample, n))]
+        ttls = [data[k][1] - now for k in picks if data[k][1] >= now]
+        return int(sum(ttls) / len(ttls)) if ttls else 0

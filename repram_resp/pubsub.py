@@ -1,0 +1,114 @@
+"""Pub/sub hub and keyspace notifications.
+
+* Channels and patterns map to the set of subscribed clients.  Delivery
+  writes the encoded message straight to each subscriber (RESP2 array or
+  RESP3 push, by the subscriber's protocol).
+* A subscriber that does not read is disconnected once its unsent output
+  passes ``client-output-buffer-limit-pubsub`` -- never unbounded memory, as
+  Redis does for pub/sub clients.
+* Keyspace notifications (``notify-keyspace-events``, Redis flag syntax):
+  ``notify(cls, event, key)`` publishes ``__keyspace@0__:<key>`` (flag K) and
+  ``__keyevent@0__:<event>`` (flag E) when class ``cls`` is enabled.
+"""
+
+from __future__ import annotations
+
+from .glob import compile_glob
+from .protocol import bulk
+
+
+class PubSub:
+    def __init__(self) -> None:
+        self.channels: dict[bytes, set] = {}
+        self.patterns: dict[bytes, tuple] = {}   # pattern -> (matcher, clients)
+        self.flags = ""                          # canonical notify-keyspace-events
+        self._classes = frozenset()
+        self._keyspace = self._keyevent = False
+        self.output_limit_bytes = 32 * 1024 * 1024
+        self.messages_published = 0
+
+    def set_flags(self, canonical: str) -> None:
+        self.flags = canonical
+        expanded = set(canonical.replace("A", "g$lshzxetd"))
+        self._keyspace = "K" in expanded
+        self._keyevent = "E" in expanded
+        self._classes = frozenset(expanded - {"K", "E"})
+
+    def wants(self, cls: str) -> bool:
+        return cls in self._classes and (self._keyspace or self._keyevent)
+
+    def notify(self, cls: str, event: bytes, key: bytes) -> None:
+        if cls not in self._classes:
+            return
+        if self._keyspace:
+            self.publish(b"__keyspace@0__:" + key, event)
+        if self._keyevent:
+            self.publish(b"__keyevent@0__:" + event, key)
+
+    # -- subscriptions -------------------------------------------------------
+
+    def subscribe(self, client, channel: bytes) -> bool:
+        subs = self.channels.setdefault(channel, set())
+        if client in subs:
+            return False
+        subs.add(client)
+        return True
+
+    def unsubscribe(self, client, channel: bytes) -> bool:
+        subs = self.channels.get(channel)
+        if not subs or client not in subs:
+            return False
+        subs.discard(client)
+        if not subs:
+            del self.channels[channel]
+        return True
+
+    def psubscribe(self, client, pattern: bytes) -> bool:
+        entry = self.patterns.get(pattern)
+        if entry is None:
+            entry = self.patterns[pattern] = (compile_glob(pattern), set())
+        if client in entry[1]:
+            return False
+        entry[1].add(client)
+        return True
+
+    def punsubscribe(self, client, pattern: bytes) -> bool:
+        entry = self.patterns.get(pattern)
+        if entry is None or client not in entry[1]:
+            return False
+        entry[1].discard(client)
+        if not entry[1]:
+            del self.patterns[pattern]
+        return True
+
+    def drop_client(self, client) -> None:
+        for ch in list(client.channels):
+            self.unsubscribe(client, ch)
+        for p in list(client.patterns):
+            self.punsubscribe(client, p)
+        client.channels.clear()
+        client.patterns.clear()
+
+    # -- delivery ------------------------------------------------------------
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        n = 0
+        subs = self.channels.get(channel)
+        if subs:
+            body = bulk(b"message") + bulk(channel) + bulk(message)
+            for c in list(subs):
+                self._deliver(c, 3, body)
+                n += 1
+        if self.patterns:
+            for pattern, (match, clients) in list(self.patterns.items()):
+                if match(channel):
+                    body = bulk(b"pmessage") + bulk(pattern) + bulk(channel) + bulk(message)
+                    for c in list(clients):
+                        self._deliver(c, 4, body)
+                        n += 1
+        self.messages_published += 1
+        return n
+
+    def _deliver(self, client, count: int, body: bytes) -> None:
+        head = b">%d\r\n" % count if client.enc.version == 3 else b"*%d\r\n" % count
+        client.push(head + body, self.output_limit_bytes)

@@ -1,0 +1,354 @@
+"""The node: owns the keyspace, the listeners, the clients and the background
+tasks, and runs the shutdown sequence.
+
+Shutdown (SIGINT / SIGTERM / SHUTDOWN): stop accepting, let replies already
+in flight leave (each transport is closed, which flushes its buffer), wait up
+to ``shutdown-timeout`` for the transports to drain, then abort the rest and
+return -- the CLI exits 0.
+
+Active expiry: a timer armed at the earliest bucket deadline reclaims up to
+``active-expire-batch-keys`` keys per turn of the event loop, yielding to
+clients between batches, and re-arms itself (a write that creates an earlier
+bucket re-arms it sooner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import resource
+import socket
+import ssl
+import sys
+import time
+import uuid
+
+from . import REDIS_COMPAT_VERSION, __version__
+from .clock import HLC, wall_ms
+from .config import Config
+from .connection import Client
+from .keyspace import Keyspace
+from .pubsub import PubSub
+
+log = logging.getLogger("repram")
+
+_LOGLEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
+              "warning": logging.WARNING, "nothing": logging.CRITICAL + 10}
+IDLE_CHECK_INTERVAL_S = 1.0
+EXPIRY_MAX_SLEEP_S = 1.0
+
+
+class Server:
+    def __init__(self, config: Config, clock=wall_ms):
+        self.config = config
+        self.clock = clock
+        self.node_id = config.node_id or uuid.uuid4().hex[:16]
+        self.hlc = HLC(self.node_id)
+        self.keyspace = Keyspace(config.maxmemory_bytes, config.scan_cursor_max_entries)
+        self.pubsub = PubSub()
+        self.pubsub.set_flags(config.notify_keyspace_events)
+        self.pubsub.output_limit_bytes = config.pubsub_output_limit_bytes
+        self.keyspace.on_expired = self._expired
+        self.clients: dict[int, Client] = {}
+        self._next_client_id = 1
+        self.servers: list[asyncio.AbstractServer] = []
+        self.port = config.port
+        self.tls_port = config.tls_port
+        self.started_at = time.time()
+        self._shutdown = None
+        self._expiry_handle = None
+        self._expiry_at = None
+        self._tasks: list[asyncio.Task] = []
+        self.replication = None     # set by the cluster layer when peers exist
+        self.write_hooks = False    # True when wrote() has anything to do
+        self.update_write_hooks()
+        self.reset_stats()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._shutdown = asyncio.Event()
+        cfg = self.config
+        for host in cfg.bind:
+            srv = await loop.create_server(lambda: Client(self), host, self.port,
+                                           reuse_address=True, backlog=511)
+            self.servers.append(srv)
+            if self.port == 0:
+                self.port = srv.sockets[0].getsockname()[1]
+        if cfg.tls_port:
+            ctx = self.client_tls_context()
+            for host in cfg.bind:
+                srv = await loop.create_server(lambda: Client(self, tls=True), host, self.tls_port,
+                                               ssl=ctx, reuse_address=True, backlog=511)
+                self.servers.append(srv)
+                if self.tls_port == 0:
+                    self.tls_port = srv.sockets[0].getsockname()[1]
+        self._arm_expiry()
+        self._tasks.append(asyncio.ensure_future(self._idle_loop()))
+        log.info("repram-resp %s node %s ready on %s port %d%s", __version__, self.node_id,
+                 ",".join(cfg.bind), self.port,
+                 (" (tls %d)" % self.tls_port) if cfg.tls_port else "")
+
+    def client_tls_context(self) -> ssl.SSLContext:
+        cfg = self.config
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
+        if cfg.tls_ca_cert_file:
+            ctx.load_verify_locations(cfg.tls_ca_cert_file)
+        return ctx
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        await self._shutdown.wait()
+        await self.stop()
+
+    def request_shutdown(self, reason: str) -> None:
+        log.info("shutdown requested (%s)", reason)
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for t in self._tasks:
+            t.cancel()
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
+        if self.replication is not None:
+            await self.replication.stop(self.config.shutdown_timeout_s)
+        clients = list(self.clients.values())
+        for c in clients:
+            if c.transport is not None and not c.transport.is_closing():
+                c.transport.close()     # flushes what is already written
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        while self.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(self.clients.values()):
+            c.kill()
+        for srv in self.servers:
+            await srv.wait_closed()
+        log.info("bye")
+
+    # -- clients -------------------------------------------------------------
+
+    def register(self, client: Client) -> bool:
+        if len(self.clients) >= self.config.maxclients:
+            self.stat_rejected += 1
+            return False
+        client.id = self._next_client_id
+        self._next_client_id += 1
+        self.clients[client.id] = client
+        self.stat_connections += 1
+        return True
+
+    def unregister(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        self.pubsub.drop_client(client)
+
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+            limit = self.config.timeout_s
+            if not limit:
+                continue
+            cutoff = time.monotonic() - limit
+            for c in list(self.clients.values()):
+                if c.last_active < cutoff and not c.channels and not c.patterns:
+                    log.debug("closing idle client %d", c.id)
+                    c.kill()
+
+    def log_auth_failure(self, client: Client) -> None:
+        log.warning("failed authentication from %s", client.addr)
+
+    # -- writes and expiry ---------------------------------------------------
+
+    def update_write_hooks(self) -> None:
+        self.write_hooks = self.replication is not None or self.pubsub.wants("$")
+
+    def wrote(self, client, key: bytes) -> None:
+        """After every successful local write."""
+        self.pubsub.notify("$", b"set", key)
+        if self.replication is not None:
+            self.replication.local_write(client, key)
+
+    def _expired(self, key: bytes) -> None:
+        self.pubsub.notify("x", b"expired", key)
+        if self.replication is not None:
+            self.replication.expired(key)
+
+    def _arm_expiry(self) -> None:
+        loop = asyncio.get_running_loop()
+        nd = self.keyspace.next_deadline()
+        delay = EXPIRY_MAX_SLEEP_S if nd is None else max(0.0, (nd - self.clock()) / 1000.0)
+        delay = min(delay, EXPIRY_MAX_SLEEP_S)
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
+        self._expiry_at = nd
+        self._expiry_handle = loop.call_later(delay, self._expire_tick)
+        self.keyspace.on_new_bucket = self._maybe_rearm
+
+    def _maybe_rearm(self, bucket_deadline: int) -> None:
+        if self._expiry_at is None or bucket_deadline < self._expiry_at:
+            self._arm_expiry()
+
+    def _expire_tick(self) -> None:
+        budget = self.config.expire_batch_keys
+        n = self.keyspace.reclaim(self.clock(), budget)
+        if n >= budget:
+            # More is due: yield to clients, then continue.
+            self._expiry_at = 0
+            self._expiry_handle = asyncio.get_running_loop().call_soon(self._expire_tick)
+            return
+        self._arm_expiry()
+
+    # -- config --------------------------------------------------------------
+
+    def apply_config(self, name: str) -> None:
+        cfg = self.config
+        if name == "maxmemory":
+            self.keyspace.maxmemory_bytes = cfg.maxmemory_bytes
+        elif name == "notify-keyspace-events":
+            self.pubsub.set_flags(cfg.notify_keyspace_events)
+            self.update_write_hooks()
+        elif name == "client-output-buffer-limit-pubsub":
+            self.pubsub.output_limit_bytes = cfg.pubsub_output_limit_bytes
+        elif name == "scan-cursor-max-entries":
+            self.keyspace._cursor_max = cfg.scan_cursor_max_entries
+        elif name == "loglevel":
+            logging.getLogger("repram").setLevel(_LOGLEVELS[cfg.loglevel])
+        elif name in ("proto-max-bulk-len", "proto-max-multibulk-len", "client-query-buffer-limit"):
+            for c in self.clients.values():
+                c.parser.set_limits(cfg.proto_max_bulk_bytes, cfg.proto_max_args,
+                                    cfg.client_query_buffer_bytes)
+        if self.replication is not None:
+            self.replication.config_changed(name)
+
+    # -- INFO ----------------------------------------------------------------
+
+    def reset_stats(self) -> None:
+        self.stat_commands = 0
+        self.stat_connections = 0
+        self.stat_rejected = 0
+        self.stat_errors = 0
+        self.stat_protocol_errors = 0
+        ks = getattr(self, "keyspace", None)
+        if ks is not None:
+            ks.hits = ks.misses = ks.expired_keys = 0
+
+    def info_text(self, wanted: list[str]) -> str:
+        sections = [
+            ("server", self._info_server), ("clients", self._info_clients),
+            ("memory", self._info_memory), ("persistence", self._info_persistence),
+            ("stats", self._info_stats), ("replication", self._info_replication),
+            ("cpu", self._info_cpu), ("cluster", self._info_cluster),
+            ("keyspace", self._info_keyspace),
+        ]
+        names = {n for n, _ in sections}
+        if not wanted or wanted == ["default"] or "all" in wanted or "everything" in wanted:
+            pick = names
+        else:
+            pick = set(wanted) & names
+        parts = []
+        for name, fn in sections:
+            if name in pick:
+                lines = fn()
+                parts.append("# %s\r\n%s" % (name.capitalize(), "".join("%s:%s\r\n" % kv for kv in lines)))
+        return "\r\n".join(parts)
+
+    def _info_server(self):
+        up = int(time.time() - self.started_at)
+        return [
+            ("redis_version", REDIS_COMPAT_VERSION), ("repram_version", __version__),
+            ("redis_mode", "standalone"), ("os", "%s %s %s" % (platform.system(), platform.release(),
+                                                                platform.machine())),
+            ("arch_bits", "64" if sys.maxsize > 2 ** 32 else "32"),
+            ("multiplexing_api", type(asyncio.get_event_loop()).__module__.split(".")[0]),
+            ("python_version", platform.python_version()), ("process_id", os.getpid()),
+            ("run_id", self.node_id), ("node_id", self.node_id), ("tcp_port", self.port),
+            ("server_time_usec", time.time_ns() // 1000), ("uptime_in_seconds", up),
+            ("uptime_in_days", up // 86400), ("hz", 10),
+            ("executable", sys.argv[0] if sys.argv else ""),
+            ("config_file", self.config.source_file or ""),
+        ]
+
+    def _info_clients(self):
+        return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
+                ("blocked_clients", 0), ("pubsub_clients",
+                                         sum(1 for c in self.clients.values() if c.channels or c.patterns))]
+
+    def _info_memory(self):
+        ks = self.keyspace
+        used = ks.used_bytes
+        mm = self.config.maxmemory_bytes
+        return [("used_memory", used), ("used_memory_human", human(used)),
+                ("used_memory_rss", rss_bytes()), ("used_memory_rss_human", human(rss_bytes())),
+                ("used_memory_dataset", used), ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("maxmemory_policy", "noeviction"), ("mem_allocator", "pymalloc"),
+                ("entry_overhead_bytes", _overhead())]
+
+    def _info_persistence(self):
+        return [("loading", 0), ("async_loading", 0), ("rdb_changes_since_last_save", 0),
+                ("rdb_bgsave_in_progress", 0), ("rdb_last_save_time", int(self.started_at)),
+                ("aof_enabled", 0), ("aof_rewrite_in_progress", 0)]
+
+    def _info_stats(self):
+        ks = self.keyspace
+        return [("total_connections_received", self.stat_connections),
+                ("total_commands_processed", self.stat_commands),
+                ("rejected_connections", self.stat_rejected),
+                ("expired_keys", ks.expired_keys), ("evicted_keys", 0),
+                ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
+                ("pubsub_channels", len(self.pubsub.channels)),
+                ("pubsub_patterns", len(self.pubsub.patterns)),
+                ("total_error_replies", self.stat_errors),
+                ("total_protocol_errors", self.stat_protocol_errors)]
+
+    def _info_replication(self):
+        if self.replication is not None:
+            return self.replication.info_fields()
+        return [("role", "master"), ("connected_slaves", 0), ("enclave", self.config.enclave),
+                ("enclave_size", 1), ("replication_factor", self.config.replication_factor),
+                ("quorum", 1), ("peers", 0)]
+
+    def _info_cpu(self):
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return [("used_cpu_sys", "%.6f" % ru.ru_stime), ("used_cpu_user", "%.6f" % ru.ru_utime)]
+
+    def _info_cluster(self):
+        return [("cluster_enabled", 0)]
+
+    def _info_keyspace(self):
+        now = self.clock()
+        n = self.keyspace.dbsize(now)
+        if not n:
+            return []
+        return [("db0", "keys=%d,expires=%d,avg_ttl=%d" % (n, n, self.keyspace.avg_ttl_ms(now)))]
+
+
+def _overhead() -> int:
+    from .keyspace import ENTRY_OVERHEAD_BYTES
+    return ENTRY_OVERHEAD_BYTES
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def human(n: int) -> str:
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= size:
+            return "%.2f%s" % (n / size, unit)
+    return "%dB" % n
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
