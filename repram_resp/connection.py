@@ -61,6 +61,8 @@ class Client(asyncio.Protocol):
         self.gate = None if self.authenticated else "auth"
         self._out = None         # reply batch while executing a read
         self._paused = False
+        self.blocked = None      # Future of a blocking command in progress
+        self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: last write of this client (WAIT)
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -79,6 +81,8 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        if self.blocked is not None:
+            self.blocked.cancel()
         self.server.unregister(self)
 
     def pause_writing(self):
@@ -89,36 +93,72 @@ class Client(asyncio.Protocol):
     def resume_writing(self):
         if self._paused and not self.closed:
             self._paused = False
-            self.transport.resume_reading()
+            if self.blocked is None:
+                self.transport.resume_reading()
 
     def data_received(self, data):
         if self.closed:
             return
-        parser = self.parser
-        cmds = parser.feed(data)
+        cmds = self.parser.feed(data)
         self.last_active = time.monotonic()
+        self.server.stat_commands += len(cmds)
+        self._run_batch(cmds, 0)
+
+    def _run_batch(self, cmds: list, i: int) -> None:
+        """Execute cmds[i:], write all replies at once.  A handler may return
+        a Future instead of bytes (a blocking command such as WAIT): then the
+        replies so far are sent, reading pauses, and the batch resumes from
+        the next command once the future is done."""
         if cmds:
-            self.server.stat_commands += len(cmds)
             out = self._out = []
-            if self.gate is None and len(cmds) == 1 and not self.channels and not self.patterns:
-                out.append(self.execute(cmds[0]))
-            else:
-                for argv in cmds:
-                    out.append(self.execute(argv))
-                    if self.close_after_reply:
-                        break
+            n = len(cmds)
+            while i < n:
+                r = self.execute(cmds[i])
+                i += 1
+                if r.__class__ is not bytes:
+                    self._out = None
+                    if out:
+                        self.transport.write(b"".join(out))
+                    self._block(r, cmds, i)
+                    return
+                out.append(r)
+                if self.close_after_reply:
+                    break
             self._out = None
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if out:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             if self.close_after_reply:
                 self.transport.close()
                 self.closed = True
                 return
+        parser = self.parser
         if parser.error is not None:
             self.server.stat_protocol_errors += 1
             log.debug("protocol error from %s: %s", self.addr, parser.error)
             self.transport.write(encode_error(parser.error))
             self.transport.close()
             self.closed = True
+
+    def _block(self, fut, cmds: list, i: int) -> None:
+        self.blocked = fut
+        self.transport.pause_reading()
+
+        def done(f):
+            self.blocked = None
+            if self.closed:
+                return
+            if f.cancelled():
+                reply = self.error("ERR command cancelled")
+            elif f.exception() is not None:
+                log.error("blocking command failed: %r", f.exception())
+                reply = self.error("ERR internal error (see server log)")
+            else:
+                reply = f.result()
+            self.transport.write(reply)
+            if not self._paused:
+                self.transport.resume_reading()
+            self._run_batch(cmds, i)
+        fut.add_done_callback(done)
 
     # -- execution -----------------------------------------------------------
 

@@ -140,6 +140,20 @@ class Keyspace:
             sched = nb
         data[key] = (value, deadline, version, sched)
 
+    def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
+        """Apply a replicated write by last-writer-wins.  Returns True if it
+        became the key's value.  Order: (version, value, deadline), so every
+        node picks the same winner whatever the arrival order, and a
+        duplicate delivery changes nothing.  Raises OutOfMemory (no change).
+        A write whose deadline has passed is dropped."""
+        if now > deadline:
+            return False
+        old = self.lookup(key, now)
+        if old is not None and (version, value, deadline) <= (old[2], old[0], old[1]):
+            return False
+        self.put(key, value, deadline, version, now)
+        return True
+
     def _schedule(self, key: bytes, b: int) -> None:
         s = self._buckets.get(b)
         if s is None:

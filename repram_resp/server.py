@@ -63,6 +63,9 @@ class Server:
         self._tasks: list[asyncio.Task] = []
         self.replication = None     # set by the cluster layer when peers exist
         self.write_hooks = False    # True when wrote() has anything to do
+        # When set, every write is refused with this error (NOREPLICAS while
+        # min-replicas-to-write is not met); reads keep working.
+        self.write_refusal: str | None = None
         self.update_write_hooks()
         self.reset_stats()
 

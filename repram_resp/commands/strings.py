@@ -63,6 +63,8 @@ def deadline_for(client, cmd: str, amount: bytes | None, unit_ms: int, absolute:
 def _write(client, key: bytes, value: bytes, deadline: int, now: int) -> bytes | None:
     """Apply one local write; returns an error reply or None."""
     server = client.server
+    if server.write_refusal is not None:
+        return client.error(server.write_refusal)
     try:
         server.keyspace.put(key, value, deadline, server.hlc.tick(now), now)
     except OutOfMemory:
@@ -84,7 +86,7 @@ def cmd_set(client, argv):
         if amount is not None:
             ms = amount * unit
             cfg = server.config
-            if cfg.min_ttl_ms <= ms <= cfg.max_ttl_ms:
+            if cfg.min_ttl_ms <= ms <= cfg.max_ttl_ms and server.write_refusal is None:
                 now = server.clock()
                 try:
                     server.keyspace.put(argv[1], argv[2], now + ms, server.hlc.tick(now), now)

@@ -48,7 +48,11 @@ def cmd_exec(client, argv):
         return client.error(errors.EXECABORT)
     if watched_changed:
         return client.enc.null_array
-    replies = [client.run(cmd, args) for cmd, args in queued]
+    client.in_exec = True
+    try:
+        replies = [client.run(cmd, args) for cmd, args in queued]
+    finally:
+        client.in_exec = False
     return b"*%d\r\n" % len(replies) + b"".join(replies)
 
 
