@@ -113,8 +113,18 @@ class Client(asyncio.Protocol):
             out = self._out = []
             n = len(cmds)
             while i < n:
-                r = self.execute(cmds[i])
+                argv = cmds[i]
                 i += 1
+                # Inlined fast path of execute(): known command, right arity,
+                # nothing gating this client.
+                cmd = _TABLE_GET(argv[0])
+                if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
+                    try:
+                        r = cmd.handler(self, argv)
+                    except Exception:  # a bug must cost one reply, not the connection
+                        r = self._internal_error(cmd)
+                else:
+                    r = self.execute(argv)
                 if r.__class__ is not bytes:
                     self._out = None
                     if out:

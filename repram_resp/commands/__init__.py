@@ -34,6 +34,18 @@ class Command:
     # Extra queue-time refusal for commands disabled only in some forms
     # (GETEX with options): argv -> error or None.
     queue_check: Callable | None = None
+    # Arity as an inclusive range, for the connection's one-comparison fast
+    # path; disabled commands get an empty range so they take the slow path.
+    min_args: int = 0
+    max_args: int = 0
+
+    def __post_init__(self):
+        if self.disabled_why is not None:
+            self.min_args, self.max_args = 1, 0
+        elif self.arity >= 0:
+            self.min_args = self.max_args = self.arity
+        else:
+            self.min_args, self.max_args = -self.arity, 1 << 62
     subcommands: dict = field(default_factory=dict)
 
 
