@@ -62,6 +62,8 @@ class Client(asyncio.Protocol):
         self._out = None         # reply batch while executing a read
         self._paused = False
         self.blocked = None      # Future of a blocking command in progress
+        self._suspended = None   # (cmds, next index) of a batch paused by flow control
+        self._blocked_batch = None
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: last write of this client (WAIT)
 
@@ -93,7 +95,12 @@ class Client(asyncio.Protocol):
     def resume_writing(self):
         if self._paused and not self.closed:
             self._paused = False
-            if self.blocked is None:
+            if self._suspended is not None:
+                cmds, i = self._suspended
+                self._suspended = None
+                self._run_batch(cmds, i)
+            if self.blocked is None and not self._paused and self._suspended is None \
+                    and not self.closed:
                 self.transport.resume_reading()
 
     def data_received(self, data):
@@ -102,15 +109,27 @@ class Client(asyncio.Protocol):
         cmds = self.parser.feed(data)
         self.last_active = time.monotonic()
         self.server.stat_commands += len(cmds)
+        waiting = self._suspended[0] if self._suspended is not None else self._blocked_batch
+        if waiting is not None:
+            # A read that raced with a pause: queue behind the waiting batch.
+            waiting.extend(cmds)
+            return
         self._run_batch(cmds, 0)
 
     def _run_batch(self, cmds: list, i: int) -> None:
-        """Execute cmds[i:], write all replies at once.  A handler may return
-        a Future instead of bytes (a blocking command such as WAIT): then the
-        replies so far are sent, reading pauses, and the batch resumes from
-        the next command once the future is done."""
+        """Execute cmds[i:], write all replies at once.
+
+        Two things can suspend a batch, and both resume it at the next
+        command: a handler returning a Future instead of bytes (a blocking
+        command such as WAIT: the replies so far are sent, reading pauses),
+        and replies piling up past the write high-water mark within one read
+        (they are flushed; if the transport then asks us to pause, the rest
+        of the batch waits for resume_writing).  So one read of pipelined
+        commands can never make us hold more than about the high-water mark
+        plus one reply for a client that does not read."""
         if cmds:
             out = self._out = []
+            pending = 0
             n = len(cmds)
             while i < n:
                 argv = cmds[i]
@@ -134,6 +153,15 @@ class Client(asyncio.Protocol):
                 out.append(r)
                 if self.close_after_reply:
                     break
+                pending += len(r)
+                if pending > WRITE_BUFFER_HIGH_BYTES and i < n:
+                    self.transport.write(b"".join(out))
+                    out.clear()
+                    pending = 0
+                    if self._paused:
+                        self._out = None
+                        self._suspended = (cmds, i)
+                        return
             self._out = None
             if out:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
@@ -151,10 +179,12 @@ class Client(asyncio.Protocol):
 
     def _block(self, fut, cmds: list, i: int) -> None:
         self.blocked = fut
+        self._blocked_batch = cmds
         self.transport.pause_reading()
 
         def done(f):
             self.blocked = None
+            self._blocked_batch = None
             if self.closed:
                 return
             if f.cancelled():
@@ -165,9 +195,10 @@ class Client(asyncio.Protocol):
             else:
                 reply = f.result()
             self.transport.write(reply)
-            if not self._paused:
-                self.transport.resume_reading()
             self._run_batch(cmds, i)
+            if not self._paused and self.blocked is None and self._suspended is None \
+                    and not self.closed:
+                self.transport.resume_reading()
         fut.add_done_callback(done)
 
     # -- execution -----------------------------------------------------------

@@ -7,18 +7,20 @@ as an ordinary command error.  Each constant is the text without the leading
 ``-`` and trailing CRLF; ``protocol.encode_error`` adds those.
 """
 
-# --- protocol (reply, then close the connection) ---------------------------
-PROTO_INLINE_TOO_BIG = "Protocol error: too big inline request"
-PROTO_UNBALANCED_QUOTES = "Protocol error: unbalanced quotes in request"
-PROTO_MBULK_COUNT_TOO_BIG = "Protocol error: too big mbulk count string"
-PROTO_INVALID_MBULK_LEN = "Protocol error: invalid multibulk length"
-PROTO_BULK_COUNT_TOO_BIG = "Protocol error: too big bulk count string"
-PROTO_INVALID_BULK_LEN = "Protocol error: invalid bulk length"
-PROTO_QUERY_BUFFER = "Protocol error: query buffer limit exceeded (client-query-buffer-limit)"
+# --- protocol (reply, then close the connection; Redis's addReplyError adds
+# the "ERR " prefix to these) -----------------------------------------------
+PROTO_INLINE_TOO_BIG = "ERR Protocol error: too big inline request"
+PROTO_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+PROTO_MBULK_COUNT_TOO_BIG = "ERR Protocol error: too big mbulk count string"
+PROTO_INVALID_MBULK_LEN = "ERR Protocol error: invalid multibulk length"
+PROTO_BULK_COUNT_TOO_BIG = "ERR Protocol error: too big bulk count string"
+PROTO_INVALID_BULK_LEN = "ERR Protocol error: invalid bulk length"
+PROTO_QUERY_BUFFER = "ERR Protocol error: query buffer limit exceeded (client-query-buffer-limit)"
 
 
 def proto_expected_dollar(got: int) -> str:
-    return "Protocol error: expected '$', got '%s'" % chr(got)
+    # The raw byte, as Redis echoes it (encode_error round-trips surrogates).
+    return "ERR Protocol error: expected '$', got '%s'" % bytes([got]).decode("utf-8", "surrogateescape")
 
 
 # --- generic command errors (Redis wording) --------------------------------
@@ -46,6 +48,19 @@ NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
 MAX_CLIENTS = "ERR max number of clients reached"
+# Redis 7.2 wording (7.0 said "the HELLO AUTH <user> <pass> option").
+HELLO_NOAUTH = (
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time"
+)
+NO_SUCH_CLIENT = "ERR No such client"
+CLIENT_ID_NOT_POSITIVE = "ERR client-id should be greater than 0"
+CLIENT_ID_INVALID = "ERR Invalid client ID"
+INVALID_COMMAND = "ERR Invalid command specified"
+INVALID_COMMAND_ARGS = "ERR Invalid number of arguments specified for command"
+COMMAND_NO_KEYS = "ERR The command has no key arguments"
+NO_SHUTDOWN_IN_PROGRESS = "ERR No shutdown in progress."
 
 
 def unknown_command(name: bytes, args) -> str:
@@ -61,6 +76,23 @@ def unknown_command(name: bytes, args) -> str:
 
 def unknown_subcommand(sub: bytes, cmd: str) -> str:
     return "ERR unknown subcommand '%s'. Try %s HELP." % (_printable(sub)[:128], cmd.upper())
+
+
+def hello_syntax(opt: bytes) -> str:
+    return "ERR Syntax error in HELLO option '%s'" % _printable(opt)
+
+
+def unknown_client_type(t: bytes) -> str:
+    return "ERR Unknown client type '%s'" % _printable(t)
+
+
+def unrecognized_option(opt: bytes) -> str:
+    return "ERR Unrecognized option '%s'" % _printable(opt)
+
+
+def client_attr_invalid(attr: bytes) -> str:
+    # Redis names the attribute as the client spelled it (LIB-NAME / lib-name).
+    return "ERR %s cannot contain spaces, newlines or special characters." % _printable(attr)
 
 
 def wrong_arity(name: str) -> str:

@@ -16,12 +16,20 @@ Parser rules (mirroring Redis's networking.c):
 Speed: hiredis is a C *reply* parser.  When a read starts on a command
 boundary with ``*`` and contains only complete, well-formed multibulk
 commands, hiredis turns it into argument lists ~5x faster than Python.  Its
-output is validated (non-empty list of bytes) and anything else — inline
-commands, partial commands, nested arrays, integers, nulls, oversized input —
-is re-parsed from the start of the read by the exact Python parser, so
-hiredis can only ever accelerate, never change, what is accepted.  (One
-leniency remains and is documented: a ``+simple`` element inside a
-multibulk is taken as an argument.)
+output is validated (non-empty list of bytes, and the reader left with no
+half-read reply) and anything else — inline commands, partial commands,
+nested arrays, integers, nulls, oversized input — is re-parsed from the start
+of the read by the exact Python parser.  The fast path is only taken when the
+exact parser holds no state (no buffered bytes, not inside a multibulk), so a
+read that continues a command is never mistaken for a new one.
+
+Known leniencies of the fast path (malformed input no client sends; checking
+for them would cost a Python step per argument): inside a multibulk read in
+one piece, a ``+simple`` or ``(bignum`` element is taken as an argument and a
+``=verbatim`` element as its text after the ``xxx:`` prefix; after a first
+``*`` command in the same read, a RESP3 ``~set`` or ``|attribute`` of bulk
+strings is taken as a command.  Redis (and the exact parser) reply
+``expected '$'`` or treat such lines as inline commands.
 """
 
 from __future__ import annotations
@@ -41,6 +49,12 @@ DEFAULT_MAX_BULK_BYTES = 512 * 1024 * 1024          # proto-max-bulk-len
 DEFAULT_QUERY_BUFFER_BYTES = 1024 * 1024 * 1024    # client-query-buffer-limit
 
 _NEED = object()  # hiredis "need more data" sentinel (False is RESP3 #f)
+# Fed to hiredis after a read it parsed, to learn whether the read ended on a
+# command boundary: has_data() is False also when hiredis holds half an array
+# (the read ended between two elements) or a type byte it already consumed.
+# Only a reader in a clean state gives the integer 0 back; otherwise the probe
+# becomes an array element (a list, or "need more") or malformed (an error).
+_PROBE = b":0\r\n"
 _STAR = ord("*")
 _DOLLAR = ord("$")
 
@@ -75,7 +89,7 @@ class RequestParser:
     """Incremental request parser.  ``feed(data)`` -> list of argv lists."""
 
     __slots__ = ("max_bulk", "max_args", "max_query", "error", "_buf", "_pos", "_argc",
-                 "_args", "_bulklen", "_reader", "_fast_limit")
+                 "_args", "_args_bytes", "_bulklen", "_reader", "_fast_limit")
 
     def __init__(self, max_bulk: int = DEFAULT_MAX_BULK_BYTES, max_args: int = DEFAULT_MAX_ARGS,
                  max_query: int = DEFAULT_QUERY_BUFFER_BYTES):
@@ -87,20 +101,23 @@ class RequestParser:
         self._pos = 0
         self._argc = 0          # >0 while inside a multibulk
         self._args: list = []
+        self._args_bytes = 0    # payload bytes held in _args (counts against max_query)
         self._bulklen = -1      # >=0 while waiting for a bulk payload
         self._reader = hiredis.Reader(notEnoughData=_NEED)
-        # A read no longer than this can only hold bulks / counts within our
-        # limits, so hiredis may parse it without header checks.
-        self._fast_limit = min(max_bulk, max_args * 4)
+        self._fast_limit = _fast_limit(max_bulk, max_args)
 
     def set_limits(self, max_bulk: int, max_args: int, max_query: int) -> None:
         self.max_bulk, self.max_args, self.max_query = max_bulk, max_args, max_query
-        self._fast_limit = min(max_bulk, max_args * 4)
+        self._fast_limit = _fast_limit(max_bulk, max_args)
 
     def feed(self, data: bytes) -> list:
         if self.error is not None:
             return []
-        if (not self._buf and data[:1] == b"*" and len(data) <= self._fast_limit):
+        # Only when the exact parser holds nothing: a read that continues a
+        # command (e.g. a bulk payload that happens to start with '*', right
+        # after its "$n\r\n" header arrived) must not be parsed as new input.
+        if (not self._buf and self._argc == 0 and data[:1] == b"*"
+                and len(data) <= self._fast_limit):
             reader = self._reader
             reader.feed(data)
             out = []
@@ -111,10 +128,17 @@ class RequestParser:
                     if cmd is _NEED:
                         break
                     out.append(cmd)
-            except hiredis.ProtocolError:
+                if reader.has_data():
+                    return self._fallback(data)
+                reader.feed(_PROBE)
+                clean = gets().__class__ is int
+            except (hiredis.ProtocolError, MemoryError):
+                # MemoryError: hiredis allocates a list for an array header
+                # before its elements arrive, so "*4294967295" fails here;
+                # the exact parser refuses it against max_args instead.
                 return self._fallback(data)
-            if reader.has_data():
-                return self._fallback(data)
+            if not clean:
+                return self._fallback(data)   # the read ended inside a command
             for cmd in out:
                 if cmd.__class__ is not list or not cmd:
                     return self._fallback(data)
@@ -142,7 +166,10 @@ class RequestParser:
                 if buf[pos] == _STAR:
                     nl = buf.find(b"\r", pos, pos + INLINE_MAX_BYTES + 1)
                     if nl < 0 or nl + 1 >= end:
-                        if end - pos > INLINE_MAX_BYTES:
+                        # Only a missing '\r' is "too big": a '\r' still
+                        # waiting for its '\n' must give the same verdict as
+                        # when both arrive in one read.
+                        if nl < 0 and end - pos > INLINE_MAX_BYTES:
                             err = errors.PROTO_MBULK_COUNT_TOO_BIG
                         break
                     ll = _parse_ll(buf[pos + 1:nl])
@@ -154,6 +181,7 @@ class RequestParser:
                         continue  # "*0" / "*-1": an empty command, skipped as Redis does
                     self._argc = ll
                     self._args = []
+                    self._args_bytes = 0
                 else:
                     nl = buf.find(b"\n", pos, pos + INLINE_MAX_BYTES + 1)
                     if nl < 0:
@@ -183,7 +211,7 @@ class RequestParser:
                         break
                     nl = buf.find(b"\r", pos, pos + INLINE_MAX_BYTES + 1)
                     if nl < 0 or nl + 1 >= end:
-                        if end - pos > INLINE_MAX_BYTES:
+                        if nl < 0 and end - pos > INLINE_MAX_BYTES:
                             err = errors.PROTO_BULK_COUNT_TOO_BIG
                         break
                     ll = _parse_ll(buf[pos + 1:nl])
@@ -195,7 +223,9 @@ class RequestParser:
                 n = self._bulklen
                 if end - pos < n + 2:
                     break
-                args.append(bytes(buf[pos:pos + n]))
+                with memoryview(buf) as view:   # one copy, not two
+                    args.append(bytes(view[pos:pos + n]))
+                self._args_bytes += n
                 pos += n + 2
                 self._bulklen = -1
             if err is not None:
@@ -205,6 +235,7 @@ class RequestParser:
             out.append(args)
             self._argc = 0
             self._args = []
+            self._args_bytes = 0
         if err is not None:
             self.error = err
             buf.clear()
@@ -217,7 +248,10 @@ class RequestParser:
             del buf[:pos]
             pos = 0
         self._pos = pos
-        if len(buf) - pos > self.max_query:
+        # The arguments already parsed out of an unfinished multibulk are
+        # part of the pending query too: without them a client could hold
+        # max_args x max_bulk bytes by never finishing a command.
+        if len(buf) - pos + self._args_bytes > self.max_query:
             self.error = errors.PROTO_QUERY_BUFFER
             buf.clear()
             self._pos = 0
@@ -228,8 +262,20 @@ class RequestParser:
         return len(self._buf) - self._pos
 
 
+def _fast_limit(max_bulk: int, max_args: int) -> int:
+    # A read no longer than this can only hold bulks / counts within our
+    # limits, so hiredis may parse it without header checks: a complete
+    # element takes at least 3 bytes ("+\r\n"), so a complete command read
+    # in <= 3 * max_args bytes has fewer than max_args arguments.
+    return min(max_bulk, max_args * 3)
+
+
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
-_SPACE = b" \n\r\t\v\f\0"
+# sdssplitargs skips blanks and checks "closing quote followed by a space"
+# with C isspace(); an unquoted word ends only at ' ', '\n', '\r', '\t'
+# (so "a\vb" is one word, while a leading '\v' is skipped).
+_ISSPACE = b" \t\n\v\f\r"
+_WORD_END = b" \n\r\t"
 _HEX = b"0123456789abcdefABCDEF"
 
 
@@ -238,9 +284,14 @@ def split_inline(line: bytes) -> list | None:
     'single' quotes.  Returns None on unbalanced quotes (or a closing quote
     not followed by a space)."""
     out = []
-    i, n = 0, len(line)
+    # sdssplitargs walks a C string: the first NUL ends the line (an open
+    # quote at that point is unbalanced; anything after it is ignored).
+    n = line.find(b"\0")
+    if n < 0:
+        n = len(line)
+    i = 0
     while True:
-        while i < n and line[i] in _SPACE:
+        while i < n and line[i] in _ISSPACE:
             i += 1
         if i >= n:
             return out
@@ -259,7 +310,7 @@ def split_inline(line: bytes) -> list | None:
                     i += 1
                     cur.append(_ESCAPES.get(line[i], line[i]))
                 elif c == 34:
-                    if i + 1 < n and line[i + 1] not in _SPACE:
+                    if i + 1 < n and line[i + 1] not in _ISSPACE:
                         return None
                     i += 1
                     break
@@ -273,7 +324,7 @@ def split_inline(line: bytes) -> list | None:
                     i += 1
                     cur.append(39)
                 elif c == 39:
-                    if i + 1 < n and line[i + 1] not in _SPACE:
+                    if i + 1 < n and line[i + 1] not in _ISSPACE:
                         return None
                     i += 1
                     break
@@ -283,7 +334,7 @@ def split_inline(line: bytes) -> list | None:
                 if i >= n:
                     break
                 c = line[i]
-                if c in _SPACE:
+                if c in _WORD_END:
                     break
                 if c == 34:
                     inq = True
@@ -406,11 +457,16 @@ class Resp3(Resp2):
 
 
 def _fmt_double(x: float) -> bytes:
+    # Shortest round-trip digits, as Redis 7.2's fpconv_dtoa; Redis prints
+    # integral values without a fraction ("1", not Python's "1.0").
     if x != x:
         return b"nan"
     if x in (float("inf"), float("-inf")):
         return b"inf" if x > 0 else b"-inf"
-    return repr(x).encode()
+    r = repr(x)
+    if r.endswith(".0"):
+        r = r[:-2]
+    return r.encode()
 
 
 RESP2 = Resp2()
