@@ -22,7 +22,14 @@ Directives are listed in conf/repram.conf."""
 
 def _setup_logging(cfg) -> None:
     from .server import _LOGLEVELS
-    handler = logging.FileHandler(cfg.logfile) if cfg.logfile else logging.StreamHandler(sys.stderr)
+    if cfg.logfile:
+        try:
+            handler = logging.FileHandler(cfg.logfile)
+        except OSError as e:
+            raise ConfigError("bad value for 'logfile': cannot open '%s': %s" % (
+                cfg.logfile, e.strerror)) from None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s"))
     root = logging.getLogger("repram")
     root.handlers[:] = [handler]
@@ -53,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load(argv)
         loop = _new_loop(cfg.event_loop)
+        _setup_logging(cfg)
     except ConfigError as e:
         print("repram-resp: %s" % e, file=sys.stderr)
         return 1
-    _setup_logging(cfg)
     from .server import Server
     server = Server(cfg)
     asyncio.set_event_loop(loop)
@@ -65,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loop.run_until_complete(server.serve_forever())
     except OSError as e:
-        logging.getLogger("repram").error("cannot start: %s", e)
+        # On stderr whatever loglevel / logfile say: a node that cannot bind
+        # must never exit 1 silently.
+        print("repram-resp: cannot start: %s" % e, file=sys.stderr)
+        if cfg.logfile:
+            logging.getLogger("repram").error("cannot start: %s", e)
         return 1
     finally:
         loop.close()

@@ -104,11 +104,39 @@ DIRECTIVES: list[Directive] = [
               lo=16, hi=10_000_000, doc="SCAN continuation cursors remembered (oldest dropped)"),
     Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
               doc="seconds to finish replies and flush peers on SIGTERM"),
+    # -- cluster (replication layer, repram_resp/cluster/) ----------------
+    Directive("cluster-announce-ip", "str", "", "cluster_announce_ip",
+              doc="address peers should dial; empty = the first bind address (or the one they see)"),
+    Directive("cluster-announce-port", "int", 0, "cluster_announce_port", lo=0, hi=65535,
+              doc="cluster port peers should dial (NAT, proxies); 0 = the real one"),
+    Directive("cluster-ping-interval-ms", "int", 250, "cluster_ping_interval_ms", mutable=True,
+              lo=10, hi=60_000, doc="PING on every peer link; also the housekeeping period"),
+    Directive("cluster-suspect-after-ms", "int", 1000, "cluster_suspect_after_ms", mutable=True,
+              lo=20, hi=3_600_000, doc="a peer silent this long is suspect"),
+    Directive("cluster-down-after-ms", "int", 3000, "cluster_down_after_ms", mutable=True,
+              lo=30, hi=3_600_000, doc="a peer silent this long is down and its links are closed"),
+    Directive("cluster-handshake-timeout-ms", "int", 3000, "cluster_handshake_timeout_ms",
+              mutable=True, lo=100, hi=600_000, doc="connect + handshake of a peer link"),
+    Directive("cluster-reconnect-min-ms", "int", 100, "cluster_reconnect_min_ms", mutable=True,
+              lo=1, hi=600_000, doc="first redial delay; doubles per failure, +-50% jitter"),
+    Directive("cluster-reconnect-max-ms", "int", 2000, "cluster_reconnect_max_ms", mutable=True,
+              lo=1, hi=600_000, doc="longest redial delay (a down peer is retried this often)"),
+    Directive("cluster-rebootstrap-interval-ms", "int", 5000, "cluster_rebootstrap_interval_ms",
+              mutable=True, lo=10, hi=3_600_000,
+              doc="seeds with no live peer behind them are re-dialed this often"),
+    Directive("cluster-forget-after-ms", "int", 3_600_000, "cluster_forget_after_ms", mutable=True,
+              lo=1000, hi=INT64, doc="a peer down this long leaves the table (seeds never do)"),
+    Directive("cluster-peer-queue-limit", "size", 64 * MB, "cluster_peer_queue_limit_bytes",
+              mutable=True, lo=64 * 1024, hi=INT64,
+              doc="unsent bytes per peer; past it the peer is dropped and resynchronised"),
 ]
 
 BY_NAME: dict[str, Directive] = {d.name: d for d in DIRECTIVES}
 
-_SIZE_RE = re.compile(r"^(\d+)(k|kb|m|mb|g|gb|b)?$", re.I)
+# ASCII digits only: Python's int() would also take "1_000", " 7", "+7" and
+# non-ASCII digits, none of which redis.conf accepts.
+_INT_RE = re.compile(r"-?[0-9]+\Z")
+_SIZE_RE = re.compile(r"([0-9]+)(k|kb|m|mb|g|gb|b)?\Z", re.I)
 _SIZE_UNITS = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
                "g": 1000 ** 3, "gb": 1024 ** 3}
 _KEYSPACE_FLAG_ORDER = "g$lshzxetmdnKE"
@@ -116,7 +144,7 @@ _KEYSPACE_FLAG_ORDER = "g$lshzxetmdnKE"
 
 def parse_size(text: str) -> int:
     """redis.conf memory units: 1k=1000, 1kb=1024, 1m, 1mb, 1g, 1gb."""
-    m = _SIZE_RE.match(text.strip())
+    m = _SIZE_RE.match(text)
     if not m:
         raise ValueError("'%s' is not a size (e.g. 100mb, 1gb, 65536)" % text)
     return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower() if m.group(2) else None]
@@ -181,10 +209,9 @@ def _convert(d: Directive, args: list[str]) -> Any:
     if d.kind == "flags":
         return parse_keyspace_flags(v)
     if d.kind == "int":
-        try:
-            n = int(v, 10)
-        except ValueError:
-            raise ValueError("'%s' is not an integer" % v) from None
+        if not _INT_RE.match(v):
+            raise ValueError("'%s' is not an integer" % v)
+        n = int(v)
     elif d.kind == "size":
         n = parse_size(v)
     else:  # pragma: no cover - table is static
@@ -226,6 +253,8 @@ class Config:
         except OSError as e:
             raise ConfigError("cannot read config file '%s': %s" % (path, e.strerror)) from None
         self.source_file = path
+        if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+            lines[0] = lines[0][3:]     # UTF-8 byte order mark left by some editors
         for lineno, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line or line.startswith(b"#"):
@@ -259,14 +288,45 @@ class Config:
             raise ConfigError("bad value for 'min-ttl': %d s exceeds max-ttl %d s" % (
                 self.min_ttl_ms // 1000, self.max_ttl_ms // 1000))
         if self.default_ttl_ms and not self.min_ttl_ms <= self.default_ttl_ms <= self.max_ttl_ms:
-            raise ConfigError("bad value for 'default-ttl': %d s is outside min-ttl..max-ttl" %
-                              (self.default_ttl_ms // 1000))
+            raise ConfigError("bad value for 'default-ttl': %d s is outside min-ttl..max-ttl (%d..%d s)"
+                              % (self.default_ttl_ms // 1000, self.min_ttl_ms // 1000,
+                                 self.max_ttl_ms // 1000))
         if self.tls_port and not (self.tls_cert_file and self.tls_key_file):
             raise ConfigError("bad value for 'tls-port': needs tls-cert-file and tls-key-file")
         if self.tls_cluster and not (self.tls_cert_file and self.tls_key_file):
             raise ConfigError("bad value for 'tls-cluster': needs tls-cert-file and tls-key-file")
         if not self.bind:
             raise ConfigError("bad value for 'bind': no address")
+        if self.appendonly:
+            raise ConfigError("bad value for 'appendonly': REPRAM is RAM only, it must be 'no'")
+        self._validate_cluster()
+
+    def _validate_cluster(self) -> None:
+        if self.cluster_ping_interval_ms >= self.cluster_suspect_after_ms:
+            raise ConfigError("bad value for 'cluster-suspect-after-ms': must exceed "
+                              "cluster-ping-interval-ms (%d)" % self.cluster_ping_interval_ms)
+        if self.cluster_suspect_after_ms >= self.cluster_down_after_ms:
+            raise ConfigError("bad value for 'cluster-down-after-ms': must exceed "
+                              "cluster-suspect-after-ms (%d)" % self.cluster_suspect_after_ms)
+        if self.cluster_reconnect_min_ms > self.cluster_reconnect_max_ms:
+            raise ConfigError("bad value for 'cluster-reconnect-min-ms': exceeds "
+                              "cluster-reconnect-max-ms (%d)" % self.cluster_reconnect_max_ms)
+
+    def check_files(self) -> None:
+        """Files the node will open at startup must be readable now, so a typo
+        is reported as a bad directive rather than a failure to start."""
+        if not (self.tls_port or self.tls_cluster):
+            return
+        for name in ("tls-cert-file", "tls-key-file", "tls-ca-cert-file"):
+            path = getattr(self, BY_NAME[name].attr)
+            if not path:
+                continue
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise ConfigError("bad value for '%s': cannot read '%s': %s" % (
+                    name, path, e.strerror)) from None
 
     # -- CONFIG GET / SET ---------------------------------------------------
 
@@ -300,8 +360,9 @@ def load(argv: list[str]) -> Config:
     """``repram-resp [conf-file] [--directive value ...]``."""
     cfg = Config()
     rest = list(argv)
-    if rest and not rest[0].startswith("--"):
+    if rest and not rest[0].startswith("-"):
         cfg.load_file(rest.pop(0))
     cfg.load_args(rest)
     cfg.validate()
+    cfg.check_files()
     return cfg

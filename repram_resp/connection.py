@@ -57,7 +57,7 @@ class Client(asyncio.Protocol):
         self.patterns: set = set()
         self.close_after_reply = False
         self.closed = False
-        self.last_cmd = "NULL"
+        self.last_cmd = None     # Command object of the last command run
         self.gate = None if self.authenticated else "auth"
         self._out = None         # reply batch while executing a read
         self._paused = False
@@ -138,6 +138,7 @@ class Client(asyncio.Protocol):
                 # nothing gating this client.
                 cmd = _TABLE_GET(argv[0])
                 if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
+                    self.last_cmd = cmd
                     try:
                         r = cmd.handler(self, argv)
                     except Exception:  # a bug must cost one reply, not the connection
@@ -215,6 +216,7 @@ class Client(asyncio.Protocol):
         n = len(argv)
         if (a > 0 and n != a) or n < -a:
             return self.error(lookup_error(cmd, argv))
+        self.last_cmd = cmd
         try:
             return cmd.handler(self, argv)
         except Exception:  # a bug must cost one reply, not the connection
@@ -225,7 +227,7 @@ class Client(asyncio.Protocol):
         err = lookup_error(cmd, argv)
         if err is not None:
             return self.error(err)
-        self.last_cmd = cmd.name
+        self.last_cmd = cmd
         try:
             return cmd.handler(self, argv)
         except Exception:
@@ -333,7 +335,7 @@ class Client(asyncio.Protocol):
                    len(self.channels), len(self.patterns),
                    -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
                    self.transport.get_write_buffer_size() if self.transport else 0,
-                   self.last_cmd, self.enc.version, self.lib_name.decode("utf-8", "replace"),
+                   self.last_cmd.name if self.last_cmd is not None else "NULL", self.enc.version, self.lib_name.decode("utf-8", "replace"),
                    self.lib_ver.decode("utf-8", "replace")))
 
 

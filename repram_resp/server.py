@@ -89,6 +89,18 @@ class Server:
                 self.servers.append(srv)
                 if self.tls_port == 0:
                     self.tls_port = srv.sockets[0].getsockname()[1]
+        # Peer links (replication): after the client listeners, so the client
+        # port is known and announced; a refusal closes what was opened.
+        from .cluster import Cluster
+        cluster = Cluster(self)
+        try:
+            await cluster.start()
+        except BaseException:
+            for srv in self.servers:
+                srv.close()
+            raise
+        self.replication = cluster
+        self.update_write_hooks()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
         log.info("repram-resp %s node %s ready on %s port %d%s", __version__, self.node_id,
@@ -169,7 +181,10 @@ class Server:
     # -- writes and expiry ---------------------------------------------------
 
     def update_write_hooks(self) -> None:
-        self.write_hooks = self.replication is not None or self.pubsub.wants("$")
+        # The cluster wants writes once a peer of our enclave is known; a
+        # single node's SET path stays hook-free.
+        self.write_hooks = ((self.replication is not None and self.replication.wants_writes)
+                            or self.pubsub.wants("$"))
 
     def wrote(self, client, key: bytes) -> None:
         """After every successful local write."""
@@ -258,7 +273,8 @@ class Server:
         for name, fn in sections:
             if name in pick:
                 lines = fn()
-                parts.append("# %s\r\n%s" % (name.capitalize(), "".join("%s:%s\r\n" % kv for kv in lines)))
+                title = "CPU" if name == "cpu" else name.capitalize()
+                parts.append("# %s\r\n%s" % (title, "".join("%s:%s\r\n" % kv for kv in lines)))
         return "\r\n".join(parts)
 
     def _info_server(self):

@@ -42,6 +42,7 @@ class ThreadedServer:
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
+        self._stop = asyncio.Event()
         try:
             self.loop.run_until_complete(self.server.start())
         except BaseException as e:  # pragma: no cover - surfaced to the test
@@ -53,7 +54,6 @@ class ThreadedServer:
         self.loop.close()
 
     async def _wait(self):
-        self._stop = asyncio.Event()
         await self._stop.wait()
         await self.server.stop()
 

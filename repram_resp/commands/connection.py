@@ -103,8 +103,7 @@ def cmd_hello(client, argv):
                 return client.error(errors.CLIENT_NAME_INVALID)
             j += 2
         else:
-            return client.error("ERR Syntax error in HELLO option '%s'" %
-                                argv[j].decode("utf-8", "surrogateescape"))
+            return client.error(errors.hello_syntax(argv[j]))
     if auth is not None:
         user, password = auth
         if user != b"default" or (server.config.requirepass and not check_password(server, password)):
@@ -112,10 +111,7 @@ def cmd_hello(client, argv):
             return client.error(errors.WRONGPASS)
         client.authenticated = True
     if server.config.requirepass and not client.authenticated:
-        return client.error(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
-            "select the RESP protocol version at the same time")
+        return client.error(errors.HELLO_NOAUTH)
     if name is not None:
         client.name = name
     if ver is not None:
@@ -141,15 +137,110 @@ _CLIENT_HELP = [
     "LIST [TYPE (NORMAL|PUBSUB)] [ID id [id ...]]", "    Return information about client connections.",
     "SETNAME <name>", "    Assign the name <name> to the current connection.",
     "SETINFO <option> <value>", "    Set client meta attr (LIB-NAME|LIB-VER).",
-    "KILL ID <id>", "    Kill the connection with the given ID.",
+    "KILL <ip:port>", "    Kill the connection at this address.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections by ID, TYPE, ADDR, LADDR, USER or SKIPME (yes|no); returns the count.",
     "NO-EVICT (ON|OFF)", "    Accepted; REPRAM never evicts.",
     "NO-TOUCH (ON|OFF)", "    Accepted; REPRAM keeps no access times.",
     "HELP", "    Print this help.",
 ]
 
 
+# Redis's arity for each CLIENT subcommand we implement (N exact, -N at
+# least); a known subcommand with the wrong count gets the 'client|sub' arity
+# error, an unknown one "unknown subcommand" -- both keep the connection.
+_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4, b"INFO": 2, b"LIST": -2,
+                 b"KILL": -3, b"NO-EVICT": 3, b"NO-TOUCH": 3, b"HELP": 2}
+_CLIENT_TYPES = (b"normal", b"pubsub", b"master", b"replica", b"slave")
+
+
+def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
+    """The arity or unknown-subcommand error for ``cmd sub ...``, or None."""
+    sub = argv[1].upper()
+    arity = table.get(sub)
+    if arity is None:
+        return errors.unknown_subcommand(argv[1], cmd)
+    n = len(argv)
+    if (arity > 0 and n != arity) or n < -arity:
+        return errors.wrong_arity("%s|%s" % (cmd, sub.decode("ascii", "replace").lower()))
+    return None
+
+
+def _type_matches(c, t: bytes) -> bool:
+    # We have only normal and pub/sub clients (peers are not clients).
+    if t == b"pubsub":
+        return c.subscriptions() > 0
+    if t == b"normal":
+        return c.subscriptions() == 0
+    return False
+
+
+def _client_kill(client, argv):
+    server = client.server
+    n = len(argv)
+    if n == 3:
+        # Old form: CLIENT KILL ip:port -> +OK or an error.
+        addr = argv[2].decode("utf-8", "surrogateescape")
+        target = next((c for c in server.clients.values() if c.addr == addr), None)
+        if target is None:
+            return client.error(errors.NO_SUCH_CLIENT)
+        _kill(client, target)
+        return OK
+    if n % 2:
+        return client.error(errors.SYNTAX)
+    # New form: filter pairs, reply with the number killed; SKIPME defaults
+    # to yes (the caller is never killed unless it says SKIPME no).
+    ids = None
+    ctype = addr = laddr = user = None
+    skipme = True
+    for j in range(2, n, 2):
+        opt, val = argv[j].upper(), argv[j + 1]
+        if opt == b"ID":
+            v = parse_ll(val)
+            if v is None or v <= 0:
+                return client.error(errors.CLIENT_ID_NOT_POSITIVE)
+            ids = v
+        elif opt == b"TYPE":
+            ctype = val.lower()
+            if ctype not in _CLIENT_TYPES:
+                return client.error(errors.unknown_client_type(val))
+        elif opt == b"ADDR":
+            addr = val.decode("utf-8", "surrogateescape")
+        elif opt == b"LADDR":
+            laddr = val.decode("utf-8", "surrogateescape")
+        elif opt == b"USER":
+            user = val
+        elif opt == b"SKIPME":
+            low = val.lower()
+            if low not in (b"yes", b"no"):
+                return client.error(errors.SYNTAX)
+            skipme = low == b"yes"
+        else:
+            return client.error(errors.SYNTAX)
+    killed = 0
+    for c in list(server.clients.values()):
+        if (ids is not None and c.id != ids) or (addr is not None and c.addr != addr) \
+                or (laddr is not None and c.laddr != laddr) \
+                or (ctype is not None and not _type_matches(c, ctype)) \
+                or (user is not None and user != b"default") or (skipme and c is client):
+            continue
+        _kill(client, c)
+        killed += 1
+    return integer(killed)
+
+
+def _kill(client, target) -> None:
+    if target is client:
+        client.close_after_reply = True    # the reply still leaves first
+    else:
+        target.kill()
+
+
 @command("client", -2, "admin", group="connection", summary="Client connection commands", since="2.4.0")
 def cmd_client(client, argv):
+    err = subcommand_arity_error(argv, _CLIENT_ARITY, "client")
+    if err is not None:
+        return client.error(err)
     sub = argv[1].upper()
     n = len(argv)
     server = client.server
@@ -165,10 +256,9 @@ def cmd_client(client, argv):
     if sub == b"SETINFO" and n == 4:
         attr = argv[2].upper()
         if attr not in (b"LIB-NAME", b"LIB-VER"):
-            return client.error("ERR Unrecognized option '%s'" % argv[2].decode("utf-8", "replace"))
-        if not _valid_name(argv[3]) and argv[3] != b"":
-            return client.error("ERR %s cannot contain spaces, newlines or special characters." %
-                                attr.decode().lower())
+            return client.error(errors.unrecognized_option(argv[2]))
+        if not _valid_name(argv[3]):
+            return client.error(errors.client_attr_invalid(argv[2]))
         if attr == b"LIB-NAME":
             client.lib_name = argv[3]
         else:
@@ -184,17 +274,16 @@ def cmd_client(client, argv):
             opt = argv[j].upper()
             if opt == b"TYPE":
                 t = argv[j + 1].lower()
-                if t not in (b"normal", b"pubsub", b"master", b"replica", b"slave"):
-                    return client.error("ERR Unknown client type '%s'" % t.decode("utf-8", "replace"))
-                clients = [c for c in clients if (c.subscriptions() > 0) == (t == b"pubsub")
-                           and t in (b"normal", b"pubsub")]
+                if t not in _CLIENT_TYPES:
+                    return client.error(errors.unknown_client_type(argv[j + 1]))
+                clients = [c for c in clients if _type_matches(c, t)]
                 j += 2
             elif opt == b"ID":
                 ids = set()
                 for a in argv[j + 1:]:
                     v = parse_ll(a)
-                    if v is None or v <= 0:
-                        return client.error("ERR Invalid client ID")
+                    if v is None:
+                        return client.error(errors.CLIENT_ID_INVALID)
                     ids.add(v)
                 clients = [c for c in clients if c.id in ids]
                 j = n
@@ -203,13 +292,8 @@ def cmd_client(client, argv):
         if j != n:
             return client.error(errors.SYNTAX)
         return client.enc.verbatim("".join(c.info_line(now) + "\n" for c in clients))
-    if sub == b"KILL" and n == 4 and argv[2].upper() == b"ID":
-        v = parse_ll(argv[3])
-        target = server.clients.get(v) if v is not None else None
-        if target is None:
-            return client.error("ERR No such client")
-        target.kill()
-        return OK
+    if sub == b"KILL":
+        return _client_kill(client, argv)
     if sub in (b"NO-EVICT", b"NO-TOUCH") and n == 3:
         if argv[2].upper() not in (b"ON", b"OFF"):
             return client.error(errors.SYNTAX)

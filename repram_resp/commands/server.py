@@ -9,6 +9,7 @@ from .. import errors
 from ..glob import compile_glob
 from ..protocol import OK, bulk, integer
 from . import all_commands, command, find
+from .connection import subcommand_arity_error
 
 
 @command("info", -1, "fast", group="server", summary="Server information and statistics")
@@ -30,40 +31,68 @@ def cmd_lastsave(client, argv):
 
 @command("shutdown", -1, "admin", group="server", summary="Stop the server gracefully")
 def cmd_shutdown(client, argv):
-    for a in argv[1:]:
-        if a.upper() not in (b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"):
-            return client.error(errors.SYNTAX)
+    # Redis 7 grammar: [NOSAVE|SAVE] [NOW] [FORCE] | ABORT.  REPRAM has
+    # nothing to save, so SAVE and NOSAVE mean the same.
+    opts = [a.upper() for a in argv[1:]]
+    if any(o not in (b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT") for o in opts) \
+            or (b"NOSAVE" in opts and b"SAVE" in opts) or (b"ABORT" in opts and len(opts) != 1):
+        return client.error(errors.SYNTAX)
+    if opts == [b"ABORT"]:
+        # Our shutdown starts at once, so there is never one to abort.
+        return client.error(errors.NO_SHUTDOWN_IN_PROGRESS)
     client.server.request_shutdown("SHUTDOWN command")
+    # Like Redis, a successful SHUTDOWN sends no reply: the client sees the
+    # connection close (redis-py treats any reply as failure).
     client.close_after_reply = True
-    return OK
+    return b""
+
+
+# Redis 7.0.15's arity per subcommand (COMMAND GETKEYS needs a command and
+# at least one argument for it).
+_CONFIG_ARITY = {b"GET": -3, b"SET": -4, b"RESETSTAT": 2, b"REWRITE": 2, b"HELP": 2}
+_COMMAND_ARITY = {b"COUNT": 2, b"INFO": -2, b"DOCS": -2, b"LIST": -2, b"GETKEYS": -4, b"HELP": 2}
+_GLOB_CHARS = frozenset(b"*?[")
 
 
 @command("config", -2, "admin", group="server", summary="Read or change settings", since="2.0.0")
 def cmd_config(client, argv):
+    err = subcommand_arity_error(argv, _CONFIG_ARITY, "config")
+    if err is not None:
+        return client.error(err)
     sub = argv[1].upper()
     server = client.server
     cfg = server.config
     if sub == b"GET":
-        if len(argv) < 3:
-            return client.error(errors.wrong_arity("config|get"))
         out = {}
         for pat in argv[2:]:
+            if not _GLOB_CHARS.intersection(pat):
+                # An exact name is echoed as the client spelled it (Redis 7).
+                d = configmod.BY_NAME.get(pat.lower().decode("utf-8", "surrogateescape"))
+                if d is not None:
+                    out.setdefault(pat.decode("utf-8", "surrogateescape"), cfg.get_text(d))
+                continue
             match = compile_glob(pat.lower())
             for d in configmod.DIRECTIVES:
                 if match(d.name.encode()):
-                    out[d.name] = cfg.get_text(d)
+                    out.setdefault(d.name, cfg.get_text(d))
         enc = client.enc
-        return enc.map([(bulk(k.encode()), bulk(v.encode("utf-8", "surrogateescape")))
-                        for k, v in out.items()])
+        return enc.map([(bulk(k.encode("utf-8", "surrogateescape")),
+                         bulk(v.encode("utf-8", "surrogateescape"))) for k, v in out.items()])
     if sub == b"SET":
-        if len(argv) < 4 or len(argv) % 2:
-            return client.error(errors.wrong_arity("config|set"))
+        if len(argv) % 2:
+            return client.error(errors.SYNTAX)
         pairs = [(argv[i].decode("utf-8", "surrogateescape"), argv[i + 1].decode("utf-8", "surrogateescape"))
                  for i in range(2, len(argv), 2)]
+        seen = set()
         for name, _ in pairs:
             d = configmod.BY_NAME.get(name.lower())
-            if d is None or not d.mutable:
+            if d is None:
                 return client.error(errors.config_set_unknown(name.encode("utf-8", "surrogateescape")))
+            if not d.mutable:
+                return client.error(errors.config_set_failed(name, "can't set immutable config"))
+            if d.name in seen:
+                return client.error(errors.config_set_failed(name, "duplicate parameter"))
+            seen.add(d.name)
         done = []
         for name, value in pairs:
             old = cfg.get_text(configmod.BY_NAME[name.lower()])
@@ -75,20 +104,23 @@ def cmd_config(client, argv):
                 return client.error(errors.config_set_failed(name, str(e)))
             done.append((name, old))
         return OK
-    if sub == b"RESETSTAT" and len(argv) == 2:
+    if sub == b"RESETSTAT":
         server.reset_stats()
         return OK
-    if sub == b"REWRITE" and len(argv) == 2:
+    if sub == b"REWRITE":
         return client.error("ERR CONFIG REWRITE is not supported: edit the config file")
-    if sub == b"HELP" and len(argv) == 2:
-        return client.enc.array([b"+%s\r\n" % line for line in (
-            b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            b"GET <pattern>", b"SET <directive> <value>", b"RESETSTAT", b"HELP")])
-    return client.error(errors.unknown_subcommand(argv[1], "config"))
+    return client.enc.array([b"+%s\r\n" % line for line in (
+        b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        b"GET <pattern>", b"SET <directive> <value>", b"RESETSTAT", b"HELP")])
+
+
+# Our registry's flag names -> the names Redis reports in COMMAND INFO.
+_FLAG_NAMES = {"noauth": "no_auth", "no-multi": "no_multi"}
 
 
 def _flags_reply(enc, cmd):
-    return enc.set([b"+%s\r\n" % f.encode() for f in sorted(cmd.flags) if f != "disabled"])
+    return enc.set([b"+%s\r\n" % _FLAG_NAMES.get(f, f).encode()
+                    for f in sorted(cmd.flags) if f != "disabled"])
 
 
 def _info_reply(enc, cmd):
@@ -113,26 +145,44 @@ def cmd_command(client, argv):
     cmds = all_commands()
     if len(argv) == 1:
         return enc.array([_info_reply(enc, c) for c in cmds])
+    err = subcommand_arity_error(argv, _COMMAND_ARITY, "command")
+    if err is not None:
+        return client.error(err)
     sub = argv[1].upper()
-    if sub == b"COUNT" and len(argv) == 2:
+    if sub == b"COUNT":
         return integer(len(cmds))
     if sub == b"INFO":
         picked = [find(n) for n in argv[2:]] if len(argv) > 2 else cmds
-        return enc.array([enc.null_array if c is None else _info_reply(enc, c) for c in picked])
+        return enc.array([enc.null if c is None else _info_reply(enc, c) for c in picked])
     if sub == b"DOCS":
         picked = [c for c in (find(n) for n in argv[2:]) if c is not None] if len(argv) > 2 else cmds
         return enc.map([(bulk(c.name.encode()), _docs_reply(enc, c)) for c in picked])
-    if sub == b"LIST" and len(argv) == 2:
-        return enc.array([bulk(c.name.encode()) for c in cmds])
-    if sub == b"GETKEYS" and len(argv) >= 3:
+    if sub == b"LIST":
+        if len(argv) == 2:
+            return enc.array([bulk(c.name.encode()) for c in cmds])
+        if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
+            return client.error(errors.SYNTAX)
+        kind, val = argv[3].upper(), argv[4]
+        if kind == b"MODULE":
+            picked = []                     # no modules
+        elif kind == b"ACLCAT":
+            cat = val.lower().decode("utf-8", "replace")
+            picked = [c for c in cmds if c.group.rstrip("s") == cat.rstrip("s")]
+        elif kind == b"PATTERN":
+            match = compile_glob(val.lower())
+            picked = [c for c in cmds if match(c.name.encode())]
+        else:
+            return client.error(errors.SYNTAX)
+        return enc.array([bulk(c.name.encode()) for c in picked])
+    if sub == b"GETKEYS":
         c = find(argv[2])
         if c is None:
-            return client.error("ERR Invalid command specified")
-        if c.first_key == 0:
-            return client.error("ERR The command has no key arguments")
+            return client.error(errors.INVALID_COMMAND)
         args = argv[2:]
+        if (c.arity > 0 and len(args) != c.arity) or len(args) < -c.arity:
+            return client.error(errors.INVALID_COMMAND_ARGS)
+        if c.first_key == 0:
+            return client.error(errors.COMMAND_NO_KEYS)
         last = c.last_key if c.last_key >= 0 else len(args) + c.last_key
         return enc.array([bulk(args[i]) for i in range(c.first_key, last + 1, c.step) if i < len(args)])
-    if sub == b"HELP" and len(argv) == 2:
-        return enc.array([b"+COMMAND [COUNT|INFO|DOCS|LIST|GETKEYS|HELP]\r\n"])
-    return client.error(errors.unknown_subcommand(argv[1], "command"))
+    return enc.array([b"+COMMAND [COUNT|INFO|DOCS|LIST|GETKEYS|HELP]\r\n"])

@@ -111,7 +111,8 @@ def cmd_set(client, argv):
             flags |= _GET
         elif opt == b"KEEPTTL" and exp_opt is None:
             flags |= _KEEPTTL
-        elif opt in _UNIT and exp_opt is None and not flags & _KEEPTTL and nxt is not None:
+        elif opt in _UNIT and exp_opt in (None, opt) and not flags & _KEEPTTL and nxt is not None:
+            # Redis lets the same expire option repeat (the last one wins).
             exp_opt, exp_arg = opt, nxt
             j += 1
         else:
@@ -121,6 +122,9 @@ def cmd_set(client, argv):
     ks = client.server.keyspace
     old = ks.lookup(key, now)
     try:
+        # TTL first, as Redis validates it before NX/XX; a command without a
+        # TTL is refused under default-ttl 0 whatever NX/XX would decide, so
+        # the answer does not depend on the key's state.
         if exp_opt is not None:
             deadline = deadline_for(client, "set", exp_arg, _UNIT[exp_opt], exp_opt in _ABSOLUTE, now)
         elif flags & _KEEPTTL and old is not None:
@@ -165,12 +169,12 @@ def cmd_psetex(client, argv):
          "Set a key (default TTL) only if it does not exist", "1.0.0")
 def cmd_setnx(client, argv):
     now = client.server.clock()
-    if client.server.keyspace.lookup(argv[1], now) is not None:
-        return ZERO
     try:
         deadline = deadline_for(client, "setnx", None, 1, False, now)
     except TTLError as e:
         return client.error(str(e))
+    if client.server.keyspace.lookup(argv[1], now) is not None:
+        return ZERO
     return _write(client, argv[1], argv[2], deadline, now) or ONE
 
 
@@ -205,7 +209,9 @@ def _mset(client, argv, cmd: str, nx: bool):
     # All or nothing under maxmemory: check the total before writing any.
     if ks.maxmemory_bytes and not ks.fits(sum(ks.size_delta(k, v) for k, v in pairs.items())):
         return client.error(errors.OOM)
-    for k, v in pairs.items():
+    # Shrinking writes first: then every intermediate total is at most the
+    # final one, which fits, so no single write can be refused half way.
+    for k, v in sorted(pairs.items(), key=lambda kv: ks.size_delta(*kv) > 0):
         err = _write(client, k, v, deadline, now)
         if err is not None:
             return err
@@ -247,7 +253,9 @@ def _getex_queue_check(argv):
 @command("getex", -2, "write fast", (1, 1, 1), "string", "Get the value of a key", "6.2.0",
          queue_check=_getex_queue_check)
 def cmd_getex(client, argv):
-    # Options are refused at queue time (queue_check); only GETEX key runs.
+    # Options are refused here and, inside MULTI, at queue time (queue_check).
+    if len(argv) > 2:
+        return client.error(_GETEX_DISABLED)
     return cmd_get(client, argv)
 
 
