@@ -106,7 +106,7 @@ def all_commands() -> list[Command]:
 
 
 # Import the families so they register (order does not matter).
-from . import strings, keys, connection, server, transactions, pubsub  # noqa: E402,F401
+from . import strings, keys, connection, server, transactions, pubsub, replication  # noqa: E402,F401
 
 disabled("del unlink getdel flushdb flushall swapdb move rename renamenx copy",
          "REPRAM has no deletion; keys leave only by expiring", "keyspace")

@@ -1,0 +1,318 @@
+"""Peer-link frames: what nodes say to each other on the cluster port.  No I/O.
+
+Wire format (docs/PROTOCOL.md has the full table):
+
+* Every frame is one RESP array.  Element 0 is the frame type, a short bulk
+  string (``HELLO``, ``B``, ``ACK`` ...).  Keys and values are bulk strings,
+  so they are binary-safe and cost their length plus a few header bytes (no
+  base64, no JSON).  Counters, offsets, times and deadlines are RESP integers
+  (``:n``); an HLC version does not fit in 64 bits, so it travels as a
+  decimal bulk string.
+* Frames are parsed by hiredis (C), which keeps its state across reads, so a
+  peer stream split at any byte parses the same.  hiredis output is validated
+  before use: a frame must be a non-empty array whose first element is a bulk
+  string, and each decoder checks the count and type of every field it reads.
+  Anything else is a ``MessageError`` and the link is closed -- never a crash.
+* The bytes buffered for one incomplete frame are bounded
+  (``FrameReader.max_pending_bytes``), so a peer cannot make us buffer
+  ``$99999999999`` worth of promises.
+
+Write entries (``B`` and ``CU`` frames) are flat groups of four elements:
+``key value deadline_ms version``.  The deadline is absolute, in the sending
+node's clock; the receiver converts it with the measured clock offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hiredis
+
+PROTO_VERSION = 1
+
+# Frame types.  Short names on the hot path (B, ACK), words elsewhere.
+HELLO = b"HELLO"        # dialer -> acceptor: who I am, my nonce
+WELCOME = b"WELCOME"    # acceptor -> dialer: who I am, my nonce, my proof
+AUTH = b"AUTH"          # dialer -> acceptor: my proof
+READY = b"READY"        # acceptor -> dialer: link accepted
+ERR = b"ERR"            # refusal, the sender closes right after
+BYE = b"BYE"            # graceful leave
+PING = b"PING"
+PONG = b"PONG"
+NODES = b"NODES"        # membership gossip
+BATCH = b"B"            # write stream: origin's writes, in offset order
+ACK = b"ACK"            # receiver -> sender: every offset <= n is processed
+REJ = b"REJ"            # receiver -> sender: this write was refused, and why
+SYNC = b"SYNC"          # receiver -> sender: send me your keys (catch-up)
+CU = b"CU"              # sender -> receiver: a chunk of catch-up entries
+CUEND = b"CUEND"        # sender -> receiver: the catch-up is complete
+SYNCED = b"SYNCED"      # receiver -> sender: catch-up applied
+
+ENTRY_FIELDS = 4        # key, value, deadline_ms, version
+BATCH_HEAD = 4          # B origin first_offset sent_ms
+CU_HEAD = 2             # CU sync_id
+
+# Refusal reasons carried by REJ.
+R_ENCLAVE = b"enclave"
+R_TTL = b"ttl"
+R_SIZE = b"size"
+R_OOM = b"oom"
+REASONS = (R_ENCLAVE, R_TTL, R_SIZE, R_OOM)
+
+
+class MessageError(Exception):
+    """A malformed or unexpected frame: the link is closed."""
+
+
+_NEED = object()   # hiredis "need more data" (False and None are RESP values)
+
+
+class FrameReader:
+    """Incremental frame parser: ``feed(data)`` -> list of frames (lists)."""
+
+    __slots__ = ("max_pending_bytes", "_reader", "_pending")
+
+    def __init__(self, max_pending_bytes: int):
+        self.max_pending_bytes = max_pending_bytes
+        self._reader = hiredis.Reader(notEnoughData=_NEED)
+        self._pending = 0
+
+    def feed(self, data: bytes) -> list:
+        reader = self._reader
+        reader.feed(data)
+        out = []
+        gets = reader.gets
+        try:
+            while True:
+                f = gets()
+                if f is _NEED:
+                    break
+                if f.__class__ is not list or not f or f[0].__class__ is not bytes:
+                    raise MessageError("frame is not an array starting with a type")
+                out.append(f)
+        except hiredis.ProtocolError as e:
+            raise MessageError("bad RESP: %s" % e) from None
+        # hiredis does not say how much of its buffer is an incomplete frame;
+        # after a complete frame at most this read's bytes can be left over.
+        if out:
+            self._pending = len(data) if reader.has_data() else 0
+        else:
+            self._pending += len(data)
+        if self._pending > self.max_pending_bytes:
+            raise MessageError("incomplete frame over %d bytes" % self.max_pending_bytes)
+        return out
+
+
+# --------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------
+
+def _item(x) -> bytes:
+    c = x.__class__
+    if c is int:
+        return b":%d\r\n" % x
+    if c is str:
+        x = x.encode("utf-8", "surrogateescape")
+    elif c is not bytes:
+        x = bytes(x)
+    return b"$%d\r\n%s\r\n" % (len(x), x)
+
+
+def frame(*items) -> bytes:
+    """One frame from ints (RESP integers) and bytes/str (bulk strings)."""
+    return b"*%d\r\n" % len(items) + b"".join([_item(x) for x in items])
+
+
+def entry(key: bytes, value: bytes, deadline_ms: int, version: int) -> bytes:
+    """One write entry (4 elements) for a B or CU frame."""
+    vb = b"%d" % version
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n$%d\r\n%s\r\n" % (
+        len(key), key, len(value), value, deadline_ms, len(vb), vb)
+
+
+def batch_head(origin: bytes, first_offset: int, sent_ms: int, n_entries: int) -> bytes:
+    return b"*%d\r\n$1\r\nB\r\n$%d\r\n%s\r\n:%d\r\n:%d\r\n" % (
+        BATCH_HEAD + ENTRY_FIELDS * n_entries, len(origin), origin, first_offset, sent_ms)
+
+
+def cu_head(sync_id: int, n_entries: int) -> bytes:
+    return b"*%d\r\n$2\r\nCU\r\n:%d\r\n" % (CU_HEAD + ENTRY_FIELDS * n_entries, sync_id)
+
+
+def encode_batch(origin: bytes, first_offset: int, sent_ms: int, entries) -> bytes:
+    """A whole B frame from (key, value, deadline, version) tuples (tests, tools)."""
+    parts = [entry(*e) for e in entries]
+    return batch_head(origin, first_offset, sent_ms, len(parts)) + b"".join(parts)
+
+
+def encode_cu(sync_id: int, entries) -> bytes:
+    parts = [entry(*e) for e in entries]
+    return cu_head(sync_id, len(parts)) + b"".join(parts)
+
+
+# --------------------------------------------------------------------------
+# Decoding helpers: each checks count and types, raising MessageError.
+# --------------------------------------------------------------------------
+
+def need(f: list, n: int, name: str) -> None:
+    if len(f) != n:
+        raise MessageError("%s: expected %d fields, got %d" % (name, n, len(f)))
+
+
+def as_int(x, what: str) -> int:
+    if x.__class__ is int:
+        return x
+    raise MessageError("%s is not an integer" % what)
+
+
+def as_bytes(x, what: str) -> bytes:
+    if x.__class__ is bytes:
+        return x
+    raise MessageError("%s is not a bulk string" % what)
+
+
+def as_text(x, what: str, limit: int = 256) -> str:
+    b = as_bytes(x, what)
+    if len(b) > limit:
+        raise MessageError("%s longer than %d bytes" % (what, limit))
+    return b.decode("utf-8", "surrogateescape")
+
+
+def as_version(x) -> int:
+    """An HLC version: decimal digits in a bulk string, < 2^96."""
+    if x.__class__ is not bytes or not x.isdigit() or len(x) > 29:
+        raise MessageError("bad version")
+    return int(x)
+
+
+def check_entries(f: list, start: int, name: str) -> int:
+    """Number of entries in f[start:], after checking the shape of each."""
+    n, rem = divmod(len(f) - start, ENTRY_FIELDS)
+    if rem or n < 0:
+        raise MessageError("%s: entries are not groups of %d" % (name, ENTRY_FIELDS))
+    for i in range(start, len(f), ENTRY_FIELDS):
+        if (f[i].__class__ is not bytes or f[i + 1].__class__ is not bytes
+                or f[i + 2].__class__ is not int or f[i + 3].__class__ is not bytes):
+            raise MessageError("%s: malformed entry" % name)
+    return n
+
+
+def decode_entries(f: list, start: int):
+    """[(key, value, deadline, version)] from a checked frame (tests, tools)."""
+    return [(f[i], f[i + 1], f[i + 2], as_version(f[i + 3]))
+            for i in range(start, len(f), ENTRY_FIELDS)]
+
+
+@dataclass
+class NodeInfo:
+    """Who a node is: sent in HELLO / WELCOME and in NODES gossip."""
+    node_id: str
+    run_id: str
+    enclave: str
+    host: str           # announced address ('' = use the address seen)
+    cport: int          # cluster port
+    client_port: int
+    state: str = "up"
+
+    def fields(self) -> tuple:
+        return (self.node_id, self.run_id, self.enclave, self.host, self.cport, self.client_port)
+
+
+@dataclass
+class Hello:
+    proto: int
+    node: NodeInfo
+    max_bulk: int       # proto-max-bulk-len: the sender never sends a bigger value
+    nonce: bytes
+    t1: int             # sender's clock, microseconds
+
+
+def encode_hello(h: Hello) -> bytes:
+    return frame(HELLO, h.proto, *h.node.fields(), h.max_bulk, h.nonce, h.t1)
+
+
+def _node(f: list, i: int) -> NodeInfo:
+    return NodeInfo(as_text(f[i], "node id", 128), as_text(f[i + 1], "run id", 128),
+                    as_text(f[i + 2], "enclave", 256), as_text(f[i + 3], "host", 256),
+                    as_int(f[i + 4], "cluster port"), as_int(f[i + 5], "client port"))
+
+
+def decode_hello(f: list) -> Hello:
+    if len(f) < 2:
+        raise MessageError("HELLO: no version")
+    proto = as_int(f[1], "protocol version")
+    if proto != PROTO_VERSION:
+        # Checked before the rest so that a future version can change the layout.
+        return Hello(proto, NodeInfo("", "", "", "", 0, 0), 0, b"", 0)
+    need(f, 11, "HELLO")
+    nonce = as_bytes(f[9], "nonce")
+    if not 16 <= len(nonce) <= 64:
+        raise MessageError("HELLO: bad nonce length")
+    return Hello(proto, _node(f, 2), as_int(f[8], "max bulk"), nonce, as_int(f[10], "t1"))
+
+
+@dataclass
+class Welcome:
+    proto: int
+    node: NodeInfo
+    max_bulk: int
+    nonce: bytes
+    proof: bytes        # empty when the acceptor has no secret
+    t1: int             # echo of HELLO's t1
+    t2: int             # acceptor's clock when HELLO arrived
+    t3: int             # acceptor's clock when WELCOME left
+
+
+def encode_welcome(w: Welcome) -> bytes:
+    return frame(WELCOME, w.proto, *w.node.fields(), w.max_bulk, w.nonce, w.proof, w.t1, w.t2, w.t3)
+
+
+def decode_welcome(f: list) -> Welcome:
+    need(f, 14, "WELCOME")
+    nonce = as_bytes(f[9], "nonce")
+    if not 16 <= len(nonce) <= 64:
+        raise MessageError("WELCOME: bad nonce length")
+    return Welcome(as_int(f[1], "version"), _node(f, 2), as_int(f[8], "max bulk"), nonce,
+                   as_bytes(f[10], "proof"), as_int(f[11], "t1"), as_int(f[12], "t2"),
+                   as_int(f[13], "t3"))
+
+
+@dataclass
+class Auth:
+    proof: bytes
+    t1: int             # echo of WELCOME's t3
+    t2: int             # dialer's clock when WELCOME arrived
+    t3: int             # dialer's clock when AUTH left
+
+
+def encode_auth(a: Auth) -> bytes:
+    return frame(AUTH, a.proof, a.t1, a.t2, a.t3)
+
+
+def decode_auth(f: list) -> Auth:
+    need(f, 5, "AUTH")
+    return Auth(as_bytes(f[1], "proof"), as_int(f[2], "t1"), as_int(f[3], "t2"), as_int(f[4], "t3"))
+
+
+def encode_nodes(nodes) -> bytes:
+    items = [NODES]
+    for n in nodes:
+        items.extend(n.fields())
+        items.append(n.state)
+    return frame(*items)
+
+
+NODE_FIELDS = 7
+
+
+def decode_nodes(f: list) -> list:
+    if (len(f) - 1) % NODE_FIELDS:
+        raise MessageError("NODES: entries are not groups of %d" % NODE_FIELDS)
+    if len(f) > 1 + NODE_FIELDS * 4096:
+        raise MessageError("NODES: more than 4096 nodes")
+    out = []
+    for i in range(1, len(f), NODE_FIELDS):
+        n = _node(f, i)
+        n.state = as_text(f[i + 6], "state", 16)
+        out.append(n)
+    return out
