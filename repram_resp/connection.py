@@ -131,7 +131,15 @@ class Client(asyncio.Protocol):
             out = self._out = []
             pending = 0
             n = len(cmds)
+            server = self.server
+            clock = server.clock
+            server.now = clock()
             while i < n:
+                if not i & 31 and i:
+                    # Commands read the instant from server.now: one clock
+                    # reading per 32 commands of a batch (a batch of 32 runs in
+                    # ~0.1 ms), not one per command: ~140 ns saved per command.
+                    server.now = clock()
                 argv = cmds[i]
                 i += 1
                 # Inlined fast path of execute(): known command, right arity,
@@ -284,7 +292,7 @@ class Client(asyncio.Protocol):
         if not self.watched:
             return False
         ks = self.server.keyspace
-        now = self.server.clock()
+        now = self.server.now
         return any(ks.lookup(k, now) is not e for k, e in self.watched.items())
 
     def in_subscribed_resp2(self) -> bool:

@@ -44,6 +44,9 @@ class Server:
     def __init__(self, config: Config, clock=wall_ms):
         self.config = config
         self.clock = clock
+        # The instant commands see (refreshed by the connection before and
+        # during every batch; see Client._run_batch).
+        self.now = clock()
         self.node_id = config.node_id or uuid.uuid4().hex[:16]
         self.hlc = HLC(self.node_id)
         self.keyspace = Keyspace(config.maxmemory_bytes, config.scan_cursor_max_entries)

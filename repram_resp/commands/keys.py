@@ -14,13 +14,13 @@ from . import command
 def cmd_exists(client, argv):
     server = client.server
     ks = server.keyspace
-    now = server.clock()
+    now = server.now
     return integer(sum(1 for k in argv[1:] if ks.lookup(k, now) is not None))
 
 
 def _ttl(client, argv, ms: bool, absolute: bool):
     server = client.server
-    now = server.clock()
+    now = server.now
     e = server.keyspace.lookup(argv[1], now)
     if e is None:
         return integer(-2)
@@ -51,7 +51,7 @@ def cmd_pexpiretime(client, argv):
 @command("type", 2, "readonly fast", (1, 1, 1), "keyspace", "The type of a key", "1.0.0")
 def cmd_type(client, argv):
     server = client.server
-    if server.keyspace.lookup(argv[1], server.clock()) is None:
+    if server.keyspace.lookup(argv[1], server.now) is None:
         return b"+none\r\n"
     return b"+string\r\n"
 
@@ -64,13 +64,13 @@ def cmd_touch(client, argv):
 @command("dbsize", 1, "readonly fast", (0, 0, 0), "server", "Number of live keys", "1.0.0")
 def cmd_dbsize(client, argv):
     server = client.server
-    return integer(server.keyspace.dbsize(server.clock()))
+    return integer(server.keyspace.dbsize(server.now))
 
 
 @command("keys", 2, "readonly", (0, 0, 0), "keyspace", "Live keys matching a pattern", "1.0.0")
 def cmd_keys(client, argv):
     server = client.server
-    keys = server.keyspace.keys(argv[1], server.clock())
+    keys = server.keyspace.keys(argv[1], server.now)
     return b"*%d\r\n" % len(keys) + b"".join([bulk(k) for k in keys])
 
 
@@ -108,7 +108,7 @@ def cmd_scan(client, argv):
         j += 2
     server = client.server
     try:
-        nxt, keys = server.keyspace.scan(cursor, pattern, count, server.clock())
+        nxt, keys = server.keyspace.scan(cursor, pattern, count, server.now)
     except InvalidCursor:
         return client.error(errors.INVALID_CURSOR)
     if type_filter is not None and type_filter != b"string":

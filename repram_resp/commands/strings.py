@@ -87,7 +87,7 @@ def cmd_set(client, argv):
             ms = amount * unit
             cfg = server.config
             if cfg.min_ttl_ms <= ms <= cfg.max_ttl_ms and server.write_refusal is None:
-                now = server.clock()
+                now = server.now
                 try:
                     server.keyspace.put(argv[1], argv[2], now + ms, server.hlc.tick(now), now)
                 except OutOfMemory:
@@ -95,7 +95,7 @@ def cmd_set(client, argv):
                 if server.write_hooks:
                     server.wrote(client, argv[1])
                 return OK
-    now = server.clock()
+    now = server.now
     flags = 0
     exp_opt = None
     exp_arg = None
@@ -147,7 +147,7 @@ def cmd_set(client, argv):
 
 
 def _setex(client, argv, cmd: str, unit: int):
-    now = client.server.clock()
+    now = client.server.now
     try:
         deadline = deadline_for(client, cmd, argv[2], unit, False, now)
     except TTLError as e:
@@ -168,7 +168,7 @@ def cmd_psetex(client, argv):
 @command("setnx", 3, "write denyoom fast", (1, 1, 1), "string",
          "Set a key (default TTL) only if it does not exist", "1.0.0")
 def cmd_setnx(client, argv):
-    now = client.server.clock()
+    now = client.server.now
     try:
         deadline = deadline_for(client, "setnx", None, 1, False, now)
     except TTLError as e:
@@ -181,7 +181,7 @@ def cmd_setnx(client, argv):
 @command("getset", 3, "write denyoom fast", (1, 1, 1), "string",
          "Set a key (default TTL) and return its old value", "1.0.0")
 def cmd_getset(client, argv):
-    now = client.server.clock()
+    now = client.server.now
     old = client.server.keyspace.lookup(argv[1], now)
     try:
         deadline = deadline_for(client, "getset", None, 1, False, now)
@@ -198,7 +198,7 @@ def _mset(client, argv, cmd: str, nx: bool):
         return client.error(errors.wrong_arity(cmd))
     server = client.server
     ks = server.keyspace
-    now = server.clock()
+    now = server.now
     try:
         deadline = deadline_for(client, cmd, None, 1, False, now)
     except TTLError as e:
@@ -234,7 +234,7 @@ def cmd_get(client, argv):
     server = client.server
     ks = server.keyspace
     e = ks.data.get(argv[1])      # inlined Keyspace.get: the hottest read
-    if e is not None and server.clock() <= e[1]:
+    if e is not None and server.now <= e[1]:
         ks.hits += 1
         v = e[0]
         return b"$%d\r\n%s\r\n" % (len(v), v)
@@ -263,14 +263,14 @@ def cmd_getex(client, argv):
 def cmd_mget(client, argv):
     server = client.server
     ks = server.keyspace
-    now = server.clock()
+    now = server.now
     return client.enc.bulks([ks.get(k, now) for k in argv[1:]])
 
 
 @command("strlen", 2, "readonly fast", (1, 1, 1), "string", "Length of a key's value", "2.2.0")
 def cmd_strlen(client, argv):
     server = client.server
-    e = server.keyspace.lookup(argv[1], server.clock())
+    e = server.keyspace.lookup(argv[1], server.now)
     return integer(0 if e is None else len(e[0]))
 
 
@@ -280,7 +280,7 @@ def cmd_getrange(client, argv):
     if start is None or end is None:
         return client.error(errors.NOT_INTEGER)
     server = client.server
-    e = server.keyspace.lookup(argv[1], server.clock())
+    e = server.keyspace.lookup(argv[1], server.now)
     v = b"" if e is None else e[0]
     n = len(v)
     if start < 0 and end < 0 and start > end:

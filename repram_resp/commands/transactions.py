@@ -62,7 +62,7 @@ def cmd_watch(client, argv):
     if client.multi is not None:
         return client.error(errors.WATCH_IN_MULTI)
     server = client.server
-    now = server.clock()
+    now = server.now
     ks = server.keyspace
     for k in argv[1:]:
         if k not in client.watched:
