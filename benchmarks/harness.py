@@ -725,3 +725,143 @@ def install_sigterm_handler() -> None:
             signal.signal(sig, handler)
         except (ValueError, OSError):
             pass
+
+
+# --------------------------------------------------------------------------
+# small generic helpers for the data-loading benchmarks (scan_prefix.py,
+# memory_per_key.py, expiry_lag.py)
+# --------------------------------------------------------------------------
+
+def encode_commands(commands: Iterable[Sequence[Any]]) -> bytes:
+    """RESP-encode several commands into one buffer (for pipelining)."""
+    return b"".join(_encode_command(c) for c in commands)
+
+
+def resp_bulk_load(port: int, batches: Iterable[tuple[bytes, int]], *, host: str = LOOPBACK,
+                   timeout: float = 120.0) -> tuple[int, list[str]]:
+    """Send pre-encoded command batches on one connection, one batch in flight.
+
+    ``batches`` yields ``(payload, n_commands)``.  Every command must have a
+    single-line reply (``+OK``, ``-ERR ...``, ``:n``), e.g. ``SET`` without
+    ``GET``.  Each batch is followed by ``ECHO <unique token>``; reading up to
+    the token's reply delimits the batch even if the server sends more or
+    fewer replies than commands (a misparsed request), and replies are
+    counted by line, which is what makes this fast.
+    Returns ``(single-line replies read, up to 10 distinct error lines)``;
+    replies != commands sent means the server misbehaved.
+    """
+    total, errors = 0, []
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for bno, (payload, _n) in enumerate(batches):
+            token = b"__bulk_load_%d_%d__" % (os.getpid(), bno)
+            s.sendall(payload + _encode_command([b"ECHO", token]))
+            chunks: list[bytes] = []
+            last = b""
+            while True:
+                try:
+                    chunk = s.recv(1 << 20)
+                except OSError as e:
+                    raise ConnectionError(f"{e} (during load batch {bno}, after {total} complete-batch replies)") from e
+                if not chunk:
+                    raise ConnectionError(f"server closed the connection during load batch {bno} "
+                                          f"(after {total} complete-batch replies)")
+                chunks.append(chunk)
+                window = last + chunk
+                # The token ends the batch: normally as "$len\r\ntoken\r\n"; if the ECHO
+                # itself was misparsed, inside an error line -- either way it is last.
+                if token in window and window.endswith(b"\r\n"):
+                    break
+                last = window[-(len(token) + 4):]
+            lines = b"".join(chunks).split(b"\r\n")[:-1]
+            cut = next(i for i in range(len(lines) - 1, -1, -1) if token in lines[i])
+            if cut > 0 and lines[cut - 1] == b"$%d" % len(token):
+                cut -= 1
+            total += cut
+            for line in lines[:cut + 1]:
+                if line.startswith(b"-") and len(errors) < 10:
+                    msg = line.decode(errors="replace")
+                    if msg not in errors:
+                        errors.append(msg)
+    return total, errors
+
+
+def info_fields(port: int, section: str | None = None, host: str = LOOPBACK) -> dict[str, str]:
+    """``INFO [section]`` parsed into {field: value} (values as text)."""
+    raw = resp_command(port, *(("INFO", section) if section else ("INFO",)), host=host)
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    if text.startswith("txt:"):  # RESP3 verbatim prefix, just in case
+        text = text[4:]
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def wait_rss_stable(pid: int, *, interval: float = 0.25, tolerance: float = 0.002, samples: int = 4,
+                    timeout: float = 15.0) -> tuple[int, bool]:
+    """Poll VmRSS until ``samples`` consecutive readings stay within ``tolerance``
+    (relative) of each other, or ``timeout`` passes.  Returns (last RSS, stable?)."""
+    deadline = time.monotonic() + timeout
+    window = [proc_rss_bytes(pid)]
+    while True:
+        if len(window) >= samples and (max(window) - min(window)) <= tolerance * max(window):
+            return window[-1], True
+        if time.monotonic() >= deadline:
+            return window[-1], False
+        time.sleep(interval)
+        window = (window + [proc_rss_bytes(pid)])[-samples:]
+
+
+def pin_self(cpus: str | int | None) -> str:
+    """Pin the calling process to a CPU list like ``"1"`` or ``"2-3"``; returns a description."""
+    if cpus is None or cpus == "":
+        return "unpinned"
+    cpu_set: set[int] = set()
+    for part in str(cpus).split(","):
+        a, _, b = part.partition("-")
+        cpu_set.update(range(int(a), int(b or a) + 1))
+    os.sched_setaffinity(0, cpu_set)
+    return f"sched_setaffinity({sorted(cpu_set)})"
+
+
+def repro_command(argv: Sequence[str] | None = None) -> str:
+    """The shell command that reruns the current script from the repo root."""
+    argv = list(sys.argv if argv is None else argv)
+    return shlex.join([sys.executable, os.path.relpath(os.path.abspath(argv[0]), REPO_ROOT), *argv[1:]])
+
+
+def emit_markdown(md: str, path: str | None, mode: str = "append") -> None:
+    """Print ``md`` to stdout and, if ``path``, append it to (or overwrite) that file."""
+    print(md, flush=True)
+    if not path:
+        return
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    with open(path, "a" if mode == "append" else "w") as f:
+        if exists and mode == "append":
+            f.write("\n")
+        f.write(md if md.endswith("\n") else md + "\n")
+    print(f"markdown {'appended' if mode == 'append' else 'written'} to {path}", file=sys.stderr)
+
+
+def facts_markdown(facts: Sequence[tuple[str, str]]) -> list[str]:
+    """Machine facts as Markdown bullet lines."""
+    return [f"- {k}: `{v}`" for k, v in facts]
+
+
+def source_digest(package_dir: str = os.path.join(REPO_ROOT, "repram_resp")) -> str:
+    """Short sha256 over the package's *.py files (path + content), to pin down
+    exactly which server code a run measured when the tree has uncommitted edits."""
+    import hashlib
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(package_dir):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, package_dir).encode() + b"\0")
+                with open(path, "rb") as f:
+                    h.update(f.read() + b"\0")
+    return h.hexdigest()[:16]

@@ -64,6 +64,8 @@ class Client(asyncio.Protocol):
         self.blocked = None      # Future of a blocking command in progress
         self._suspended = None   # (cmds, next index) of a batch paused by flow control
         self._blocked_batch = None
+        self._push_buf: list = []   # pushes waiting for the end of this loop turn
+        self._push_bytes = 0
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: last write of this client (WAIT)
 
@@ -128,6 +130,8 @@ class Client(asyncio.Protocol):
         commands can never make us hold more than about the high-water mark
         plus one reply for a client that does not read."""
         if cmds:
+            if self._push_buf:
+                self._flush_pushes()    # pushes queued earlier go out first
             out = self._out = []
             pending = 0
             n = len(cmds)
@@ -313,18 +317,29 @@ class Client(asyncio.Protocol):
 
     def push(self, data: bytes, limit: int) -> None:
         """Out-of-band data (pub/sub).  Keeps order with a batch in progress;
-        disconnects a subscriber whose unsent output passes ``limit``."""
+        outside one, pushes are gathered and written once per event-loop turn
+        (an expiry wave of 100k keys is then a handful of writes, not 100k).
+        A subscriber whose unsent output passes ``limit`` is disconnected."""
         if self.closed:
             return
         if self._out is not None:
             self._out.append(data)
             return
-        t = self.transport
-        if limit and t.get_write_buffer_size() > limit:
+        if limit and self.transport.get_write_buffer_size() + self._push_bytes > limit:
             log.warning("closing client %d (%s): pub/sub output over %d bytes", self.id, self.addr, limit)
             self.kill()
             return
-        t.write(data)
+        if not self._push_buf:
+            asyncio.get_running_loop().call_soon(self._flush_pushes)
+        self._push_buf.append(data)
+        self._push_bytes += len(data)
+
+    def _flush_pushes(self) -> None:
+        buf = self._push_buf
+        self._push_buf = []
+        self._push_bytes = 0
+        if buf and not self.closed:
+            self.transport.write(b"".join(buf))
 
     def kill(self) -> None:
         if not self.closed:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 import random
-import sys
 from typing import Callable
 
 from sortedcontainers import SortedList
@@ -35,13 +34,14 @@ from .glob import compile_glob, is_match_all, literal_prefix
 BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
 BUCKET_MS = 1 << BUCKET_SHIFT
 
-# Per-entry bookkeeping beyond the key and value bytes, derived from the
-# objects an entry actually costs in CPython: two bytes-object headers, the
-# entry tuple, the deadline, version and bucket ints, a dict slot (~1.5 x
-# 32 B at the dict's load factor), a sorted-index slot and an expiry-bucket
-# set slot.  benchmarks/memory.py checks it against measured RSS per key.
-ENTRY_OVERHEAD_BYTES = (2 * sys.getsizeof(b"") + sys.getsizeof((0, 0, 0, 0))
-                        + 2 * sys.getsizeof(1 << 40) + sys.getsizeof(1 << 70) + 48 + 8 + 40)
+# Per-entry bookkeeping beyond the key and value bytes: what the process
+# really spends per key, measured (benchmarks/memory_per_key.py: 1,000,000
+# keys of 16 + 64 bytes cost 502 bytes of RSS each, so 422 beyond key+value).
+# It covers two bytes objects (headers, pymalloc rounding), the entry tuple,
+# deadline / version / bucket ints, the dict slot at its load factor, the
+# sorted-index slot and the expiry-bucket set slot.  Counting less would let
+# real memory run past maxmemory (sys.getsizeof alone gives 334).
+ENTRY_OVERHEAD_BYTES = 424
 
 
 class OutOfMemory(Exception):
