@@ -311,6 +311,12 @@ class Config:
         if self.cluster_reconnect_min_ms > self.cluster_reconnect_max_ms:
             raise ConfigError("bad value for 'cluster-reconnect-min-ms': exceeds "
                               "cluster-reconnect-max-ms (%d)" % self.cluster_reconnect_max_ms)
+        from .cluster.membership import parse_address
+        for p in self.peers:
+            try:
+                parse_address(p)
+            except ValueError as e:
+                raise ConfigError("bad value for 'peers': %s" % e) from None
 
     def check_files(self) -> None:
         """Files the node will open at startup must be readable now, so a typo

@@ -67,7 +67,8 @@ class Client(asyncio.Protocol):
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
-        self.write_offset = 0    # replication: last write of this client (WAIT)
+        self.write_offset = 0    # replication: stream offset of this client's last write
+        self.repl_lo = 0         # ... and of its first write since its last WAIT    # replication: last write of this client (WAIT)
 
     # -- asyncio callbacks ---------------------------------------------------
 

@@ -46,6 +46,7 @@ WATCH_IN_MULTI = "ERR WATCH inside MULTI is not allowed"
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
 NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
+TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
 MAX_CLIENTS = "ERR max number of clients reached"
 # Redis 7.2 wording (7.0 said "the HELLO AUTH <user> <pass> option").

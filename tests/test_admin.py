@@ -395,5 +395,10 @@ def test_shutdown_sends_no_reply_and_closes(make_server):
     c = Raw(s.port)
     c.send("SHUTDOWN", "NOSAVE", "NOW")
     c.send("PING")                                 # never answered
-    assert c.f.readline() == b""                   # closed without a reply, like Redis
-    assert s.call(lambda: s.server._shutdown.is_set())
+    try:
+        # Closed without a reply, like Redis.  The unread PING may turn the
+        # close into a reset, which is the same answer: nothing came back.
+        assert c.f.readline() == b""
+    except ConnectionResetError:
+        pass
+    assert s.server._shutdown.is_set()             # a plain flag read; the loop may be gone

@@ -245,3 +245,28 @@ def test_hlc_observe_orders_later_local_writes_after_remote_ones():
     va = a.tick(NOW + 5000)          # a's clock runs 5 s ahead
     b.observe(va)
     assert b.tick(NOW) > va
+
+
+# --- directives -------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, name", [
+    (["--peers", "127.0.0.1"], "peers"),
+    (["--peers", "a:1,b:x"], "peers"),
+    (["--cluster-ping-interval-ms", "2000"], "cluster-suspect-after-ms"),
+    (["--cluster-suspect-after-ms", "5000"], "cluster-down-after-ms"),
+    (["--cluster-reconnect-min-ms", "5000"], "cluster-reconnect-min-ms"),
+    (["--cluster-peer-queue-limit", "1kb"], "cluster-peer-queue-limit"),
+])
+def test_bad_cluster_directives_name_themselves(argv, name):
+    from repram_resp.config import ConfigError, load
+    with pytest.raises(ConfigError, match="'%s'" % name):
+        load(argv)
+
+
+def test_cluster_directive_defaults_and_units():
+    from repram_resp.config import load
+    cfg = load([])
+    assert (cfg.cluster_ping_interval_ms, cfg.cluster_suspect_after_ms, cfg.cluster_down_after_ms) == \
+        (250, 1000, 3000)
+    assert cfg.cluster_peer_queue_limit_bytes == 64 * 1024 * 1024
+    assert load(["--cluster-peer-queue-limit", "1mb"]).cluster_peer_queue_limit_bytes == 1024 * 1024

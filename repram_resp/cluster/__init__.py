@@ -111,6 +111,7 @@ class Cluster:
         self._server_ctx = None
         self._last_refusal_log = 0.0
         self._logged_refusals: dict = {}
+        self._warned: dict = {}
 
     # -- Server.replication interface ------------------------------------------
 
@@ -124,6 +125,19 @@ class Cluster:
     def config_changed(self, name: str) -> None:
         if name in ("min-replicas-to-write", "min-replicas-max-lag"):
             self._check_min_replicas()
+
+    def warn_level(self, key, every_s: float = 60.0) -> int:
+        """WARNING the first time (and once a minute) for a repeating
+        condition such as a peer failing authentication; DEBUG otherwise,
+        so a misconfigured peer that keeps redialing cannot flood the log."""
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is not None and now - last < every_s:
+            return logging.DEBUG
+        if len(self._warned) > 1024:
+            self._warned.clear()
+        self._warned[key] = now
+        return logging.WARNING
 
     def now_us(self) -> int:
         """This node's clock in microseconds (the clock deadlines are in)."""
@@ -229,9 +243,10 @@ class Cluster:
                           self.announce_port, self.server.port)
 
     def frame_limit_bytes(self) -> int:
-        """Largest incomplete frame a ready link may buffer: one value at our
-        proto-max-bulk-len (peers never send bigger) plus a batch."""
-        return self.config.proto_max_bulk_bytes + FLUSH_BYTES + CATCHUP_CHUNK_BYTES + 65536
+        """Largest incomplete frame a ready link may buffer: a batch (or a
+        catch-up chunk) plus one entry whose key and value are each at our
+        proto-max-bulk-len (peers never send bigger)."""
+        return 2 * self.config.proto_max_bulk_bytes + FLUSH_BYTES + CATCHUP_CHUNK_BYTES + 65536
 
     # -- handshake callbacks (from Link) -------------------------------------------
 
@@ -256,7 +271,8 @@ class Cluster:
         return None
 
     def check_welcome(self, link, w: m.Welcome) -> str | None:
-        """Dialer side.  None = go on; '' = close quietly (self / duplicate)."""
+        """Dialer side, after the acceptor proved itself.  None = go on;
+        '' = close quietly (it is ourselves, or a link to it exists)."""
         nid = w.node.node_id
         seed = self._seed_at(link.target)
         if nid == self.node_id:
@@ -266,23 +282,29 @@ class Cluster:
             return ""
         if not nid:
             return "empty node id"
-        peer = self._peer_for(w.node, link.target[0] if link.target else link.observed_host,
-                              link.target[1] if link.target else 0)
         hint = link.peer_hint
-        if hint is not None and hint is not peer:
+        if hint is not None and hint.node_id != nid:
             # The address now belongs to another node: the old one moved or
             # was replaced; gossip tells us where it went, if anywhere.
             if hint.dialing is link:
                 hint.dialing = None
             hint.host = ""
             link.peer_hint = None
-        self._check_incarnation(peer, w.node.run_id, keep=link)
-        if peer.out is not None or (peer.dialing is not None and peer.dialing is not link):
-            return ""
-        peer.dialing = link
-        link.peer = peer
-        if seed is not None:
-            seed.node_id = nid
+            if hint.state == DOWN and not hint.links() and self.peers.get(hint.node_id) is hint:
+                # Typically a restart without a fixed node-id: same address, new id.
+                log.info("peer %s was replaced by %s at %s; forgetting it", hint.node_id, nid,
+                         "%s:%d" % link.target)
+                del self.peers[hint.node_id]
+                self._update_hooks()
+        peer = self.peers.get(nid)
+        if peer is not None:
+            if peer.run_id == w.node.run_id and (
+                    (peer.out is not None and peer.out.state == READY)
+                    or (peer.dialing is not None and peer.dialing is not link
+                        and peer.dialing is not _CONNECTING)):
+                return ""
+            peer.dialing = link
+            link.peer_hint = peer       # so that losing this link frees peer.dialing
         return None
 
     def handshake_refused(self, link, why: str) -> None:
@@ -292,17 +314,26 @@ class Cluster:
                 seed.node_id = ""
 
     def outbound_ready(self, link) -> None:
-        peer = link.peer
+        w = link.remote
+        peer = self._peer_for(w, link.target[0], link.target[1])
+        self._check_incarnation(peer, w.run_id, keep=link)
+        link.peer = peer
         now = time.monotonic()
         link.was_ready = True
         if peer.dialing is link:
             peer.dialing = None
+        if peer.out is not None and peer.out is not link:
+            # Two dials raced: the acceptor keeps the newest inbound link, so do we.
+            old = peer.out
+            self._detach(old)
+            old.close("superseded")
         peer.out = link
         peer.fails = 0
         peer.dial_refused = peer.left = False
         peer.heard = now
         seed = self._seed_at(link.target)
         if seed is not None:
+            seed.node_id = peer.node_id
             seed.dialing = False
             seed.fails = 0
         if peer.enclave == self.enclave:
@@ -330,9 +361,9 @@ class Cluster:
         peer.inn = link
         peer.heard = now
         peer.dial_refused = peer.left = False
-        if peer.out is None and peer.dialing is None:
-            peer.next_dial = now        # it is alive: dial back now
-            peer.fails = 0
+        if peer.out is None and peer.dialing is None and peer.host and peer.cport:
+            peer.fails = 0              # it is alive: dial back now
+            self._dial(peer.host, peer.cport, peer=peer)
         link.write(self._gossip_frame())
         self._update_state(peer, now)
         self._update_hooks()
@@ -356,9 +387,7 @@ class Cluster:
         if seed is not None:
             seed.dialing = False
             if not ready and seed.node_id != "":
-                seed.fails += 1
-                seed.next_dial = now + backoff_s(seed.fails, cfg.cluster_reconnect_min_ms,
-                                                 cfg.cluster_rebootstrap_interval_ms)
+                self._seed_failed(seed, link.close_reason or "closed during the handshake")
         if peer is not None:
             if ready:
                 peer.fails = 0
@@ -476,15 +505,8 @@ class Cluster:
         for lk in (peer.out, peer.inn):
             if lk is not None and lk.heard > peer.heard:
                 peer.heard = lk.heard
-        down_s = cfg.cluster_down_after_ms / 1000.0
-        st = peer_state(peer, now, cfg.cluster_suspect_after_ms / 1000.0, down_s)
-        if st == DOWN:
-            for lk in (peer.out, peer.inn):
-                if lk is not None and now - lk.heard > down_s:
-                    log.warning("peer %s silent for %.1f s; closing its link", peer.node_id,
-                                now - lk.heard)
-                    self._detach(lk)
-                    lk.abort("peer silent")
+        st = peer_state(peer, now, cfg.cluster_suspect_after_ms / 1000.0,
+                        cfg.cluster_down_after_ms / 1000.0)
         if st != peer.state:
             if st == DOWN or peer.state in (DOWN, NEW) or st == UP:
                 log.info("peer %s (%s, enclave %s) is %s", peer.node_id, peer.address,
@@ -626,9 +648,18 @@ class Cluster:
             self._update_state(peer, now)
         if seed is not None:
             seed.dialing = False
-            seed.fails += 1
-            seed.next_dial = now + backoff_s(seed.fails, cfg.cluster_reconnect_min_ms,
-                                             cfg.cluster_rebootstrap_interval_ms)
+            self._seed_failed(seed, "connection refused" if refused else "unreachable")
+
+    def _seed_failed(self, seed: Seed, why: str) -> None:
+        cfg = self.config
+        seed.fails += 1
+        seed.next_dial = time.monotonic() + backoff_s(seed.fails, cfg.cluster_reconnect_min_ms,
+                                                      cfg.cluster_rebootstrap_interval_ms)
+        n = seed.fails
+        if n in (1, 10, 100) or n % 1000 == 0:
+            log.log(logging.INFO if n == 1 else logging.WARNING,
+                    "cannot reach seed %s:%d (%s)%s; retrying", seed.host, seed.port, why,
+                    "" if n == 1 else ", %d attempts so far" % n)
 
     # -- housekeeping ------------------------------------------------------------
 
@@ -639,10 +670,18 @@ class Cluster:
         cfg = self.config
         self._ticks += 1
         hs = cfg.cluster_handshake_timeout_ms / 1000.0
+        down_s = cfg.cluster_down_after_ms / 1000.0
         for link in list(self.links):
             if link.state == HANDSHAKE and now - link.created > hs:
                 log.info("handshake with %s timed out", link.describe())
                 link.abort("handshake timeout")
+            elif link.state == READY and now - link.heard > down_s:
+                # Both ends PING every link, so a silent one is broken even if
+                # the peer is heard on its other link (one-way failure).
+                log.warning("link %s %s silent for %.1f s; closing it",
+                            "to" if link.dialer else "from", link.describe(), now - link.heard)
+                self._detach(link)
+                link.abort("silent")
         # Flush first: a PING promises that every write before it was sent.
         self.replicator.flush()
         gossip = None

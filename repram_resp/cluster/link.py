@@ -94,7 +94,9 @@ class Link(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES)
+        # Catch-up pauses above this; keep it well under the peer queue limit.
+        transport.set_write_buffer_limits(high=min(
+            WRITE_HIGH_BYTES, self.cluster.config.cluster_peer_queue_limit_bytes // 4))
         peer = transport.get_extra_info("peername")
         if peer:
             self.observed_host = peer[0]
@@ -209,7 +211,9 @@ class Link(asyncio.Protocol):
         kind = f[0]
         if kind == m.ERR:
             why = m.as_text(f[1], "reason", 512) if len(f) > 1 else "?"
-            log.warning("peer %s refused the link: %s", self.describe(), why)
+            level = logging.DEBUG if why == "this is the node itself" else \
+                c.warn_level(("refused", self.target, why))
+            log.log(level, "peer %s refused the link: %s", self.describe(), why)
             self.refused_by_peer = True
             self.close_reason = "refused by peer: " + why
             c.handshake_refused(self, why)
@@ -220,8 +224,9 @@ class Link(asyncio.Protocol):
             t2 = c.now_us()
             h = m.decode_hello(f)
             if h.proto != m.PROTO_VERSION:
-                log.warning("peer %s speaks protocol version %d, we speak %d; refused",
-                            self.addr, h.proto, m.PROTO_VERSION)
+                log.log(c.warn_level(("proto", self.observed_host)),
+                        "peer %s speaks protocol version %d, we speak %d; refused",
+                        self.addr, h.proto, m.PROTO_VERSION)
                 self.refuse("unsupported protocol version %d (this node speaks %d)"
                             % (h.proto, m.PROTO_VERSION))
                 return
@@ -252,8 +257,9 @@ class Link(asyncio.Protocol):
             me = c.self_info()
             if not auth.verify(c.secret, w.proof, "acceptor", self.nonce, w.nonce, me.node_id,
                                w.node.node_id, me.enclave, w.node.enclave):
-                log.warning("peer %s at %s failed authentication (wrong or missing "
-                            "cluster-secret); refused", w.node.node_id, self.addr)
+                log.log(c.warn_level(("auth", self.target)),
+                        "peer %s at %s failed authentication (wrong or missing cluster-secret); "
+                        "refused", w.node.node_id, self.addr)
                 c.stats["auth_failures"] += 1
                 self.refuse("authentication failed")
                 return
@@ -278,8 +284,9 @@ class Link(asyncio.Protocol):
             r = self.remote
             if not auth.verify(c.secret, a.proof, "dialer", self.remote_nonce, self.nonce,
                                r.node_id, me.node_id, r.enclave, me.enclave):
-                log.warning("peer %s at %s failed authentication (wrong or missing "
-                            "cluster-secret); refused", r.node_id, self.addr)
+                log.log(c.warn_level(("auth", self.observed_host, r.node_id)),
+                        "peer %s at %s failed authentication (wrong or missing cluster-secret); "
+                        "refused", r.node_id, self.addr)
                 c.stats["auth_failures"] += 1
                 self.refuse("authentication failed")
                 return

@@ -55,12 +55,10 @@ class Peer:
         self.gap_since_ms: int | None = None
         self.gap_covered = False
         self.seen_upto_ms = 0        # watermark carried over from its last link
-        self.offset_ms = 0.0         # its clock minus ours (estimate), for gaps
         self.refused: dict = {}      # writes of ours it refused, by reason
         self.refused_from: dict = {}  # its writes we refused, by reason
         self.drops = 0               # dropped from streaming (queue limit)
         self.restarts = 0
-        self.restarted = False       # set when a new run id is seen, cleared on use
 
     @property
     def address(self) -> str:

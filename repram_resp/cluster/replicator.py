@@ -177,7 +177,7 @@ class Replicator:
             self._first = off
         self._parts.append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n$%d\r\n%s\r\n" % (
             len(key), key, len(v), v, e[1], len(vb), vb))
-        self._bytes += len(v)
+        self._bytes += len(v) + len(key)
         if not self._scheduled:
             self._scheduled = True
             self.cluster.loop.call_soon(self.flush)
@@ -272,7 +272,7 @@ class Replicator:
     def acked_count(self, client) -> int:
         """Live peers holding every write this connection made."""
         hi = client.write_offset
-        lo = getattr(client, "repl_lo", hi) if hi else 0
+        lo = client.repl_lo if hi else 0
         # Were all of this client's writes numbered?  Only if offsets were
         # being assigned since before the client connected.
         tracked = self.hooks_since is not None and client.created >= self.hooks_since
@@ -442,6 +442,9 @@ class Replicator:
         ks = self.server.keyspace
         clock = self.server.clock
         since_v = max(0, since_ms) << VERSION_SHIFT
+        # Stay well below the queue limit that would drop the peer: the
+        # stream shares this link, and a dropped peer restarts its catch-up.
+        chunk_bytes = min(CATCHUP_CHUNK_BYTES, self.server.config.cluster_peer_queue_limit_bytes // 4)
         limit = link.remote_max_bulk
         entry = m.entry
         last = None
@@ -469,7 +472,7 @@ class Replicator:
                         continue
                     parts.append(entry(k, v, e[1], e[2]))
                     nbytes += len(k) + len(v)
-                    if nbytes >= CATCHUP_CHUNK_BYTES:
+                    if nbytes >= chunk_bytes:
                         break
                 if parts:
                     link.write(m.cu_head(sync_id, len(parts)) + b"".join(parts))

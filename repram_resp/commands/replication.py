@@ -17,8 +17,6 @@ from .. import errors
 from ..protocol import ZERO, parse_ll
 from . import command
 
-TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
-
 
 @command("wait", 3, "", group="generic", summary="Wait for peers to acknowledge this "
          "connection's writes", since="3.0.0")
@@ -28,7 +26,7 @@ def cmd_wait(client, argv):
         return client.error(errors.NOT_INTEGER)
     timeout_ms = parse_ll(argv[2])
     if timeout_ms is None:
-        return client.error(TIMEOUT_NOT_INTEGER)
+        return client.error(errors.TIMEOUT_NOT_INTEGER)
     if timeout_ms < 0:
         return client.error(errors.TIMEOUT_NEGATIVE)
     repl = client.server.replication
