@@ -61,7 +61,7 @@ BASE_REQUESTS = {1: 200_000, 16: 1_000_000}
 QUICK_SCALE = 0.1
 
 DEFAULT_REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
-DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --event-loop {loop}"
+DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --event-loop {loop}"
 SERVER_ORDER = ("redis", "ours")  # alternation order within every cell
 
 
