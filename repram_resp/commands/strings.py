@@ -236,8 +236,7 @@ def cmd_get(client, argv):
     e = ks.data.get(argv[1])      # inlined Keyspace.get: the hottest read
     if e is not None and server.now <= e[1]:
         ks.hits += 1
-        v = e[0]
-        return b"$%d\r\n%s\r\n" % (len(v), v)
+        return bulk(e[0])
     ks.misses += 1
     return client.enc.null
 
