@@ -29,6 +29,7 @@ from typing import Callable
 
 from sortedcontainers import SortedList
 
+from .clock import HLC, LOGICAL_BITS
 from .glob import compile_glob, is_match_all, literal_prefix
 
 BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
@@ -53,8 +54,10 @@ class InvalidCursor(Exception):
 
 
 class Keyspace:
-    def __init__(self, maxmemory_bytes: int = 0, cursor_max_entries: int = 100_000):
+    def __init__(self, maxmemory_bytes: int = 0, cursor_max_entries: int = 100_000,
+                 hlc: HLC | None = None):
         self.data: dict[bytes, tuple] = {}
+        self.hlc = hlc if hlc is not None else HLC()   # stamps local writes
         self.index = SortedList()
         self._buckets: dict[int, set] = {}
         self._bucket_heap: list[int] = []
@@ -102,8 +105,16 @@ class Keyspace:
             return len(key) + len(value) + ENTRY_OVERHEAD_BYTES
         return len(value) - len(old[0])
 
-    def put(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> None:
-        """Store (key, value) until deadline.  Raises OutOfMemory (no change)."""
+    def put(self, key: bytes, value: bytes, deadline: int, version: int | None, now: int) -> None:
+        """Store (key, value) until deadline.  Raises OutOfMemory (no change).
+        ``version`` None means a local write: it is stamped with the next HLC
+        version here (HLC.tick inlined: this is the SET hot path)."""
+        if version is None:
+            hlc = self.hlc
+            version = now << LOGICAL_BITS
+            if version <= hlc.last:
+                version = hlc.last + 1
+            hlc.last = version
         data = self.data
         old = data.get(key)
         nb = deadline >> BUCKET_SHIFT
@@ -125,7 +136,8 @@ class Keyspace:
             self.expired_keys += 1
             if self.on_expired is not None:
                 self.on_expired(key)
-        self.used_bytes += delta
+        if delta:
+            self.used_bytes += delta
         sched = old[3]
         if nb < sched:
             # An earlier deadline must move the key to an earlier bucket; a

@@ -49,7 +49,7 @@ class Server:
         self.now = clock()
         self.node_id = config.node_id or uuid.uuid4().hex[:16]
         self.hlc = HLC(self.node_id)
-        self.keyspace = Keyspace(config.maxmemory_bytes, config.scan_cursor_max_entries)
+        self.keyspace = Keyspace(config.maxmemory_bytes, config.scan_cursor_max_entries, self.hlc)
         self.pubsub = PubSub()
         self.pubsub.set_flags(config.notify_keyspace_events)
         self.pubsub.output_limit_bytes = config.pubsub_output_limit_bytes

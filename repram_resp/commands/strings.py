@@ -66,7 +66,7 @@ def _write(client, key: bytes, value: bytes, deadline: int, now: int) -> bytes |
     if server.write_refusal is not None:
         return client.error(server.write_refusal)
     try:
-        server.keyspace.put(key, value, deadline, server.hlc.tick(now), now)
+        server.keyspace.put(key, value, deadline, None, now)   # None: stamp a local version
     except OutOfMemory:
         return client.error(errors.OOM)
     if server.write_hooks:
@@ -89,7 +89,7 @@ def cmd_set(client, argv):
             if cfg.min_ttl_ms <= ms <= cfg.max_ttl_ms and server.write_refusal is None:
                 now = server.now
                 try:
-                    server.keyspace.put(argv[1], argv[2], now + ms, server.hlc.tick(now), now)
+                    server.keyspace.put(argv[1], argv[2], now + ms, None, now)
                 except OutOfMemory:
                     return client.error(errors.OOM)
                 if server.write_hooks:
