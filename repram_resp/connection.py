@@ -157,6 +157,8 @@ class Client(asyncio.Protocol):
                     except Exception:  # a bug must cost one reply, not the connection
                         r = self._internal_error(cmd)
                 else:
+                    if self.close_after_reply:
+                        break           # QUIT & co. gate the client: nothing after them runs
                     r = self.execute(argv)
                 if r.__class__ is not bytes:
                     self._out = None
@@ -165,8 +167,6 @@ class Client(asyncio.Protocol):
                     self._block(r, cmds, i)
                     return
                 append(r)
-                if self.close_after_reply:
-                    break
                 pending += len(r)
                 if pending > WRITE_BUFFER_HIGH_BYTES and i < n:
                     self.transport.write(b"".join(out))
@@ -279,8 +279,16 @@ class Client(asyncio.Protocol):
 
     # -- state helpers used by commands ---------------------------------------
 
+    def close_after(self) -> None:
+        """Close once this reply is sent; later commands of the batch don't
+        run (setting the gate sends them to the slow path, which stops)."""
+        self.close_after_reply = True
+        self.gate = "closing"
+
     def update_gate(self) -> None:
-        if not self.authenticated:
+        if self.close_after_reply:
+            self.gate = "closing"
+        elif not self.authenticated:
             self.gate = "auth"
         elif self.multi is not None:
             self.gate = "multi"

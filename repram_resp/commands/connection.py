@@ -37,7 +37,7 @@ def cmd_echo(client, argv):
 
 @command("quit", -1, "fast", group="connection", summary="Close the connection")
 def cmd_quit(client, argv):
-    client.close_after_reply = True
+    client.close_after()
     return OK
 
 
@@ -231,7 +231,7 @@ def _client_kill(client, argv):
 
 def _kill(client, target) -> None:
     if target is client:
-        client.close_after_reply = True    # the reply still leaves first
+        client.close_after()    # the reply still leaves first
     else:
         target.kill()
 

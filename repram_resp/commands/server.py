@@ -43,7 +43,7 @@ def cmd_shutdown(client, argv):
     client.server.request_shutdown("SHUTDOWN command")
     # Like Redis, a successful SHUTDOWN sends no reply: the client sees the
     # connection close (redis-py treats any reply as failure).
-    client.close_after_reply = True
+    client.close_after()
     return b""
 
 
