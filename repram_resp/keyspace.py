@@ -4,9 +4,13 @@ Invariants:
 * Every key has an absolute deadline in Unix milliseconds (REPRAM: TTL is
   mandatory).  A key is expired once ``now > deadline`` (Redis's rule) and from
   that instant no read path returns it, whether or not it has been reclaimed.
-* ``data[key] = (value, deadline_ms, version, bucket)``.  ``version`` is the
+* ``data[key] = (value, deadline_ms, version, filed_ms)``.  ``version`` is the
   write's hybrid-logical-clock stamp (replication orders concurrent writes by
-  it); ``bucket`` is the expiry bucket the key is filed in.
+  it); ``filed_ms`` is the start of the expiry bucket the key is filed in,
+  one int object shared by every key of that bucket.  Since a key is never
+  filed after its deadline, ``now < filed_ms`` proves it alive without
+  touching its own deadline object: reads check the shared, cache-hot int
+  first (a GET of a live key then skips one memory load; ~6% measured).
 * ``index`` holds exactly the keys of ``data``, sorted bytewise, so a pattern
   with a literal prefix is answered in O(log N + keys under the prefix).
 * Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel): a key is
@@ -37,12 +41,12 @@ BUCKET_MS = 1 << BUCKET_SHIFT
 
 # Per-entry bookkeeping beyond the key and value bytes: what the process
 # really spends per key, measured (benchmarks/memory_per_key.py: 1,000,000
-# keys of 16 + 64 bytes cost 502 bytes of RSS each, so 422 beyond key+value).
+# keys of 16 + 64 bytes cost 476 bytes of RSS each, so 396 beyond key+value).
 # It covers two bytes objects (headers, pymalloc rounding), the entry tuple,
-# deadline / version / bucket ints, the dict slot at its load factor, the
+# the deadline and version ints, the dict slot at its load factor, the
 # sorted-index slot and the expiry-bucket set slot.  Counting less would let
-# real memory run past maxmemory (sys.getsizeof alone gives 334).
-ENTRY_OVERHEAD_BYTES = 424
+# real memory run past maxmemory.
+ENTRY_OVERHEAD_BYTES = 396
 
 
 class OutOfMemory(Exception):
@@ -60,6 +64,7 @@ class Keyspace:
         self.hlc = hlc if hlc is not None else HLC()   # stamps local writes
         self.index = SortedList()
         self._buckets: dict[int, set] = {}
+        self._starts: dict[int, int] = {}   # bucket id -> its start ms (the shared int)
         self._bucket_heap: list[int] = []
         self.used_bytes = 0
         self.maxmemory_bytes = maxmemory_bytes
@@ -82,13 +87,13 @@ class Keyspace:
     def lookup(self, key: bytes, now: int):
         """The live entry of key, or None."""
         e = self.data.get(key)
-        if e is None or now > e[1]:
+        if e is None or (now >= e[3] and now > e[1]):
             return None
         return e
 
     def get(self, key: bytes, now: int):
         e = self.data.get(key)
-        if e is None or now > e[1]:
+        if e is None or (now >= e[3] and now > e[1]):
             self.misses += 1
             return None
         self.hits += 1
@@ -123,14 +128,14 @@ class Keyspace:
             if self.maxmemory_bytes and self.used_bytes + size > self.maxmemory_bytes:
                 raise OutOfMemory()
             self.used_bytes += size
-            self._schedule(key, nb)
-            data[key] = (value, deadline, version, nb)
+            data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
             return
         delta = len(value) - len(old[0])
         if delta > 0 and self.maxmemory_bytes and self.used_bytes + delta > self.maxmemory_bytes:
             raise OutOfMemory()
-        if now > old[1]:
+        sched = old[3]
+        if now >= sched and now > old[1]:
             # Overwriting a key that expired but was not reclaimed yet: it
             # expired first, as far as anyone watching is concerned.
             self.expired_keys += 1
@@ -138,18 +143,18 @@ class Keyspace:
                 self.on_expired(key)
         if delta:
             self.used_bytes += delta
-        sched = old[3]
-        if nb < sched:
+        if deadline < sched:
             # An earlier deadline must move the key to an earlier bucket; a
             # later one leaves it where it is (the reclaimer re-files it when
             # that bucket comes due), so the usual overwrite touches no set.
-            s = self._buckets.get(sched)
+            ob = sched >> BUCKET_SHIFT
+            s = self._buckets.get(ob)
             if s is not None:
                 s.discard(key)
                 if not s:
-                    del self._buckets[sched]
-            self._schedule(key, nb)
-            sched = nb
+                    del self._buckets[ob]
+                    del self._starts[ob]
+            sched = self._schedule(key, nb)
         data[key] = (value, deadline, version, sched)
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
@@ -166,9 +171,11 @@ class Keyspace:
         self.put(key, value, deadline, version, now)
         return True
 
-    def _schedule(self, key: bytes, b: int) -> None:
+    def _schedule(self, key: bytes, b: int) -> int:
+        """File key in bucket b; returns the bucket's shared start-ms int."""
         s = self._buckets.get(b)
         if s is None:
+            start = self._starts[b] = b << BUCKET_SHIFT
             self._buckets[b] = {key}
             heapq.heappush(self._bucket_heap, b)
             if len(self._bucket_heap) > 4 * len(self._buckets) + 4096:
@@ -178,8 +185,9 @@ class Keyspace:
                 heapq.heapify(self._bucket_heap)
             if self.on_new_bucket is not None:
                 self.on_new_bucket((b + 1) << BUCKET_SHIFT)
-        else:
-            s.add(key)
+            return start
+        s.add(key)
+        return self._starts[b]
 
     # -- expiry --------------------------------------------------------------
 
@@ -205,21 +213,21 @@ class Keyspace:
             if s is None:
                 heapq.heappop(heap)
                 continue
+            start = b << BUCKET_SHIFT
             while s and done < budget:
                 key = s.pop()
                 e = data.get(key)
-                if e is None or e[3] != b:    # defensive: not filed here
+                if e is None or e[3] != start:    # defensive: not filed here
                     continue
                 done += 1
                 if now > e[1]:
                     self._delete(key, e)
                 else:
                     # Extended by an overwrite since it was filed: re-file it.
-                    nb = e[1] >> BUCKET_SHIFT
-                    data[key] = (e[0], e[1], e[2], nb)
-                    self._schedule(key, nb)
+                    data[key] = (e[0], e[1], e[2], self._schedule(key, e[1] >> BUCKET_SHIFT))
             if not s:
                 del buckets[b]
+                del self._starts[b]
                 heapq.heappop(heap)
         return done
 
@@ -243,6 +251,7 @@ class Keyspace:
                 self._delete(key, data[key])
             if not s:
                 del self._buckets[b]
+                del self._starts[b]
 
     def dbsize(self, now: int) -> int:
         self.expire_all_due(now)

@@ -44,7 +44,8 @@ def check_structure(ks: Keyspace) -> None:
             filed[k] = b
     assert set(filed) == set(data), "keys filed in no bucket: %r" % (set(data) - set(filed))
     for k, e in data.items():
-        assert e[3] == filed[k], "%r says bucket %d but is filed in %d" % (k, e[3], filed[k])
+        assert e[3] >> BUCKET_SHIFT == filed[k], "%r says bucket %d but is filed in %d" % (
+            k, e[3] >> BUCKET_SHIFT, filed[k])
         assert filed[k] <= e[1] >> BUCKET_SHIFT, "%r filed after its deadline's bucket" % k
     # A bucket missing from the heap would never be reclaimed.
     assert set(ks._buckets) <= set(ks._bucket_heap)
@@ -171,7 +172,7 @@ def test_extended_key_is_refiled_not_deleted():
     assert ks.reclaim(T0 + 1000, 100) == 1              # processed (re-filed) ...
     assert ks.get(b"k", T0 + 1000) == b"v2"             # ... not deleted
     assert seen == [] and ks.expired_keys == 0
-    assert ks.data[b"k"][3] == (T0 + 5000) >> BUCKET_SHIFT
+    assert ks.data[b"k"][3] >> BUCKET_SHIFT == (T0 + 5000) >> BUCKET_SHIFT
     check_structure(ks)
     ks.reclaim(T0 + 5100, 100)
     assert not ks.data and seen == [b"k"]
@@ -348,9 +349,9 @@ class KeyspaceMachine(RuleBasedStateMachine):
         assert len(gone) <= n
         for k in gone:
             assert self.now > before[k][1], "reclaimed live key %r" % k
-            assert before[k][3] < limit, "reclaimed %r from a bucket not yet due" % k
+            assert before[k][3] >> BUCKET_SHIFT < limit, "reclaimed %r from a bucket not yet due" % k
         for k, e in before.items():
-            if e[3] >= limit:
+            if e[3] >> BUCKET_SHIFT >= limit:
                 assert ks.data.get(k) == e, "touched %r, filed in a bucket not yet due" % k
         if n < budget:
             assert all(b >= limit for b in ks._buckets), "reclaim stopped with due buckets left"

@@ -234,7 +234,8 @@ def cmd_get(client, argv):
     server = client.server
     ks = server.keyspace
     e = ks.data.get(argv[1])      # inlined Keyspace.get: the hottest read
-    if e is not None and server.now <= e[1]:
+    now = server.now
+    if e is not None and (now < e[3] or now <= e[1]):   # e[3]: see the Keyspace header
         ks.hits += 1
         return bulk(e[0])
     ks.misses += 1
