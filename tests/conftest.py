@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import redis
 
 from repram_resp.clock import FakeClock
 from repram_resp.config import load
+from rawresp import Raw, free_port
 from repram_resp.server import Server
 
 
@@ -151,3 +154,41 @@ def node_proc():
     yield start
     for n in made:
         n.stop()
+
+
+@pytest.fixture(scope="module")
+def real_redis():
+    """Port of a throwaway real redis-server (no persistence, loopback only):
+    the oracle for differential tests."""
+    exe = shutil.which("redis-server")
+    assert exe is not None, "redis-server is needed (apt-get install -y redis-server; .ci/run does)"
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            c = Raw(port, timeout=5)
+            if c.cmd("PING") == b"+PONG\r\n":
+                c.close()
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.02)     # polling a starting process, bounded by the deadline
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def both(server, real_redis):
+    """(ours, redis) raw connections, real Redis flushed so both start empty."""
+    ours, theirs = Raw(server.port, timeout=5), Raw(real_redis, timeout=5)
+    assert theirs.cmd("FLUSHALL") == b"+OK\r\n"
+    yield ours, theirs
+    ours.close()
+    theirs.close()

@@ -15,7 +15,7 @@ import hiredis
 import pytest
 import redis
 
-from test_strings import Raw, both, real_redis  # noqa: F401  (fixtures)
+from rawresp import Raw
 
 OK = b"+OK\r\n"
 

@@ -3,7 +3,6 @@ the openssl CLI for the test; and the cluster port's address rules."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 
@@ -11,9 +10,6 @@ import pytest
 
 from clusterkit import FAST, client, peers, repl_info, seed_of, wait_for, wait_mesh
 from repram_resp.cluster import ClusterRefused
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):

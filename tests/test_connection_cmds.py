@@ -16,7 +16,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from test_strings import Raw, both, real_redis  # noqa: F401  (fixtures)
+from rawresp import Raw
 
 OK = b"+OK\r\n"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"

@@ -16,13 +16,13 @@ sentinel arrives, everything before it has arrived too.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
 import redis
 
+from rawresp import Raw
 from repram_resp.keyspace import BUCKET_SHIFT
 
 EXPIRED = b"__keyevent@0__:expired"
@@ -30,52 +30,6 @@ SENTINEL = b"test:sentinel"
 
 
 # -- helpers -------------------------------------------------------------------
-
-class Raw:
-    """A bare socket: send commands, read back exact reply frames."""
-
-    def __init__(self, port: int, rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", port))
-        self.f = self.sock.makefile("rb")
-
-    def send(self, *args) -> None:
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(parts))
-
-    def call(self, *args) -> bytes:
-        self.send(*args)
-        return self.reply()
-
-    def reply(self) -> bytes:
-        return read_frame(self.f)
-
-    def close(self) -> None:
-        self.f.close()
-        self.sock.close()
-
-
-def read_frame(f) -> bytes:
-    line = f.readline()
-    if not line:
-        raise ConnectionError("connection closed")
-    t = line[:1]
-    if t in b"$=!":
-        n = int(line[1:-2])
-        return line if n < 0 else line + f.read(n + 2)
-    if t in b"*>~%|":
-        n = int(line[1:-2])
-        if n < 0:
-            return line
-        return line + b"".join(read_frame(f) for _ in range(n * 2 if t in b"%|" else n))
-    return line
-
 
 def b(s: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(s), s)

@@ -14,60 +14,17 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 
 import pytest
 
 from conftest import ThreadedServer
+from rawresp import Raw
 from repram_resp.keyspace import Keyspace
 
 HOUR_MS = 3_600_000
 
 
-# -- raw RESP helper -----------------------------------------------------------
-
-class Raw:
-    """A bare socket: send commands, read back exact reply frames."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.f = self.sock.makefile("rb")
-
-    def send(self, *args) -> None:
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(parts))
-
-    def call(self, *args) -> bytes:
-        self.send(*args)
-        return self.reply()
-
-    def reply(self) -> bytes:
-        return read_frame(self.f)
-
-    def close(self) -> None:
-        self.f.close()
-        self.sock.close()
-
-
-def read_frame(f) -> bytes:
-    line = f.readline()
-    if not line:
-        raise ConnectionError("connection closed")
-    t = line[:1]
-    if t in b"$=!":
-        n = int(line[1:-2])
-        return line if n < 0 else line + f.read(n + 2)
-    if t in b"*>~%|":
-        n = int(line[1:-2])
-        if n < 0:
-            return line
-        return line + b"".join(read_frame(f) for _ in range(n * 2 if t in b"%|" else n))
-    return line
 
 
 def scan_all(r, match=None, count=None, type_=None, max_calls=10_000_000):
@@ -391,7 +348,6 @@ def test_prefix_scan_single_call_on_a_million_keys(million):
     assert sorted(r.keys("rare:*")) == [b"rare:0", b"rare:1", b"rare:2"]
 
 
-@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli not installed")
 def test_redis_cli_scan_pattern_on_a_million_keys(million):
     out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(million.port), "--scan",
                           "--pattern", "p*"], capture_output=True, timeout=120, check=True)

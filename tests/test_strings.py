@@ -13,106 +13,14 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
 import redis
 
+from rawresp import Raw
+
 START_MS = 1_700_000_000_000     # FakeClock's default "now"
-
-
-# --- raw RESP client and a throwaway real Redis -------------------------------
-
-def _enc(*args) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class Raw:
-    """One connection; ``cmd`` returns the exact bytes of one reply."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.f = self.sock.makefile("rb")
-
-    def send(self, *args) -> None:
-        self.sock.sendall(_enc(*args))
-
-    def read(self) -> bytes:
-        line = self.f.readline()
-        if not line:
-            raise ConnectionError("connection closed by server")
-        t = line[:1]
-        if t in b"+-:_#,(":
-            return line
-        if t in b"$=!":
-            n = int(line[1:-2])
-            return line if n < 0 else line + self.f.read(n + 2)
-        if t in b"*~>%|":
-            n = int(line[1:-2])
-            if n < 0:
-                return line
-            out = line + b"".join(self.read() for _ in range(2 * n if t in b"%|" else n))
-            return out + self.read() if t == b"|" else out
-        raise AssertionError("bad reply line %r" % line)
-
-    def cmd(self, *args) -> bytes:
-        self.send(*args)
-        return self.read()
-
-    def close(self) -> None:
-        self.f.close()
-        self.sock.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def real_redis():
-    """Port of a throwaway redis-server (no persistence, loopback only)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server not installed")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            c = Raw(port)
-            if c.cmd("PING") == b"+PONG\r\n":
-                c.close()
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("redis-server did not start")
-        time.sleep(0.02)
-    yield port
-    proc.terminate()
-    proc.wait(10)
-
-
-@pytest.fixture
-def both(server, real_redis):
-    """(ours, redis) raw connections."""
-    ours, theirs = Raw(server.port), Raw(real_redis)
-    assert theirs.cmd("FLUSHALL") == b"+OK\r\n"       # real Redis starts each test empty, like ours
-    yield ours, theirs
-    ours.close()
-    theirs.close()
 
 
 def err(reply: bytes) -> str:

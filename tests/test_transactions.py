@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from test_strings import DISABLED, Raw, both, real_redis  # noqa: F401  (fixtures)
+from rawresp import Raw
+from test_strings import DISABLED
 
 OK = b"+OK\r\n"
 QUEUED = b"+QUEUED\r\n"
