@@ -39,9 +39,8 @@ TAG_BITS = 0   # kept for readers of the layout: version >> (TAG_BITS + LOGICAL_
 
 
 class HLC:
-    def __init__(self, node_id: str = "", clock=wall_ms):
+    def __init__(self, node_id: str = ""):
         self.node_id = node_id
-        self.clock = clock
         self.last = 0
 
     def tick(self, now_ms: int) -> int:
@@ -56,7 +55,3 @@ class HLC:
         """Merge a remote version so later local writes order after it."""
         if version > self.last:
             self.last = version
-
-    @staticmethod
-    def physical_ms(version: int) -> int:
-        return version >> (TAG_BITS + LOGICAL_BITS)

@@ -19,7 +19,6 @@ import logging
 import os
 import platform
 import resource
-import socket
 import ssl
 import sys
 import time
@@ -368,9 +367,3 @@ def human(n: int) -> str:
         if n >= size:
             return "%.2f%s" % (n / size, unit)
     return "%dB" % n
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
