@@ -68,7 +68,7 @@ class Client(asyncio.Protocol):
         self._push_bytes = 0
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
-        self.repl_lo = 0         # ... and of its first write since its last WAIT    # replication: last write of this client (WAIT)
+        self.repl_lo = 0         # ... and of its first write since its last WAIT
 
     # -- asyncio callbacks ---------------------------------------------------
 
