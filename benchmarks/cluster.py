@@ -55,8 +55,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (emit_markdown, facts_markdown, info_fields, install_sigterm_handler,  # noqa: E402
-                     machine_facts, median, pin_self, proc_cpu_seconds, repro_command,
+from harness import (emit_markdown, encode_command, facts_markdown, info_fields,  # noqa: E402
+                     install_sigterm_handler, machine_facts, median, pin_self, proc_cpu_seconds, repro_command,
                      resp_bulk_load, resp_command, run_redis_benchmark, start_server)
 
 NODE = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --event-loop {loop} --node-id {nid}"
@@ -176,19 +176,11 @@ def stage_throughput(args, loop):
 
 # -- stage 2 -----------------------------------------------------------------------
 
-def _enc(*args) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
 async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: int = 8,
                    batch: int = 50):
     import hiredis
     rng = random.Random(7)
-    pool = [b"".join(_enc("SET", "key:%d" % rng.randrange(100_000), "v", "EX", "60")
+    pool = [b"".join(encode_command("SET", "key:%d" % rng.randrange(100_000), "v", "EX", "60")
                      for _ in range(batch)) for _ in range(256)]
     reply_len = len(b"+OK\r\n") * batch
     loop = asyncio.get_running_loop()
@@ -211,8 +203,8 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
 
     # One-way probe: keyspace notifications on the peer.
     sr, sw = await asyncio.open_connection("127.0.0.1", peer)
-    sw.write(_enc("CONFIG", "SET", "notify-keyspace-events", "K$") +
-             _enc("PSUBSCRIBE", "__keyspace@0__:lagprobe:*"))
+    sw.write(encode_command("CONFIG", "SET", "notify-keyspace-events", "K$") +
+             encode_command("PSUBSCRIBE", "__keyspace@0__:lagprobe:*"))
     sent_at: dict = {}
     oneway: list = []
     rdr = hiredis.Reader()
@@ -246,7 +238,7 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
             key = b"lagprobe:%d" % i
             t = time.monotonic()
             sent_at[key] = t
-            pw.write(_enc("SET", key, "x", "EX", "60") + _enc("WAIT", "2", "1000"))
+            pw.write(encode_command("SET", key, "x", "EX", "60") + encode_command("WAIT", "2", "1000"))
             got = []
             while len(got) < 2:
                 data = await pr.read(1024)

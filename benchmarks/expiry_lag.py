@@ -47,10 +47,11 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from harness import (  # noqa: E402
+    REDIS_SERVER_CMD,
+    log,
+    run_main,
     REPO_ROOT,
     RespError,
-    ServerExited,
-    ServerNotReady,
     emit_markdown,
     facts_markdown,
     info_fields,
@@ -72,15 +73,11 @@ try:
 except ImportError:  # pragma: no cover
     hiredis = None
 
-DEFAULT_REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
 DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --min-ttl 0"
 SERVER_ORDER = ("redis", "ours")
 CHANNEL = b"__keyevent@0__:expired"
 TARGET_P99_MS = 50.0
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -466,11 +463,4 @@ def render(args, facts, pin_desc, runs, started, general) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    except (ServerExited, ServerNotReady) as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
+    run_main(main)

@@ -286,6 +286,11 @@ def _encode_command(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+def encode_command(*args: Any) -> bytes:
+    """RESP-encode one command (non-bytes arguments go through str())."""
+    return _encode_command(args)
+
+
 def _read_reply(f: io.BufferedReader) -> Any:
     line = f.readline()
     if not line.endswith(b"\r\n"):
@@ -865,3 +870,28 @@ def source_digest(package_dir: str = os.path.join(REPO_ROOT, "repram_resp")) -> 
                 with open(path, "rb") as f:
                     h.update(f.read() + b"\0")
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# what every benchmark script shares
+# --------------------------------------------------------------------------
+
+# The baseline: a real redis-server with persistence off, loopback only.
+REDIS_SERVER_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_main(main, *errors: type) -> None:
+    """Exit with main()'s code; 130 on Ctrl-C; 2 (one line on stderr) when a
+    server fails to start or one of ``errors`` is raised."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)
+    except (ServerExited, ServerNotReady, *errors) as exc:
+        log(f"error: {exc}")
+        sys.exit(2)

@@ -33,10 +33,11 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from harness import (  # noqa: E402
+    REDIS_SERVER_CMD,
+    log,
+    run_main,
     REPO_ROOT,
     RespError,
-    ServerExited,
-    ServerNotReady,
     emit_markdown,
     facts_markdown,
     info_fields,
@@ -51,14 +52,10 @@ from harness import (  # noqa: E402
     wait_rss_stable,
 )
 
-DEFAULT_REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
 DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0"
 SERVER_ORDER = ("redis", "ours")
 TARGET_RATIO = 3.0
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -251,11 +248,4 @@ def render(args, facts, pin_desc, runs, problems, started) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    except (ServerExited, ServerNotReady) as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
+    run_main(main)

@@ -35,10 +35,11 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from harness import (  # noqa: E402
+    REDIS_SERVER_CMD,
+    log,
+    run_main,
     REPO_ROOT,
     RespError,
-    ServerExited,
-    ServerNotReady,
     ServerProcess,
     _encode_command,
     _read_reply,
@@ -63,15 +64,11 @@ try:
 except ImportError:  # pragma: no cover - falls back to the harness parser
     hiredis = None
 
-DEFAULT_REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
 DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0"
 SERVER_ORDER = ("redis", "ours")
 PATTERN = b"rare:*"
 TARGET_SPEEDUP = 50.0
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -448,11 +445,4 @@ def render(args, facts, pin_desc, info, runs, cli_runs, problems, started) -> st
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    except (ServerExited, ServerNotReady, OSError) as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
+    run_main(main, OSError)

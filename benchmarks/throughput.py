@@ -31,12 +31,13 @@ if _HERE not in sys.path:  # e.g. when loaded as `python -m benchmarks.throughpu
     sys.path.insert(0, _HERE)
 
 from harness import (  # noqa: E402
+    REDIS_SERVER_CMD,
+    log,
+    run_main,
     CLK_TCK,
     REPO_ROOT,
     BenchmarkError,
     RespError,
-    ServerExited,
-    ServerNotReady,
     ServerProcess,
     install_sigterm_handler,
     machine_facts,
@@ -60,7 +61,7 @@ WORKLOADS: dict[str, list[str]] = {
 BASE_REQUESTS = {1: 200_000, 16: 1_000_000}
 QUICK_SCALE = 0.1
 
-DEFAULT_REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
 DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --event-loop {loop}"
 SERVER_ORDER = ("redis", "ours")  # alternation order within every cell
 
@@ -393,10 +394,6 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     return "\n".join(out)
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_sigterm_handler()
@@ -480,11 +477,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    except (ServerExited, ServerNotReady, ProbeFailed, BenchmarkError, OSError) as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
+    run_main(main, ProbeFailed, BenchmarkError, OSError)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from rawresp import encode
 from repram_resp.connection import WRITE_BUFFER_HIGH_BYTES
 
 TIMEOUT_S = 5.0
@@ -104,12 +105,7 @@ def conn(server):
         c.close()
 
 
-def cmd(*args) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+cmd = encode   # one RESP-encoded command (tests/rawresp.py)
 
 
 # -- inline and pipelining ---------------------------------------------------------
