@@ -129,6 +129,15 @@ DIRECTIVES: list[Directive] = [
     Directive("cluster-peer-queue-limit", "size", 64 * MB, "cluster_peer_queue_limit_bytes",
               mutable=True, lo=64 * 1024, hi=INT64,
               doc="unsent bytes per peer; past it the peer is dropped and resynchronised"),
+    Directive("cluster-anti-entropy-interval-ms", "int", 2000, "cluster_anti_entropy_interval_ms",
+              mutable=True, lo=0, hi=3_600_000,
+              doc="range-digest repair with every peer this often (and on reconnect); 0 = off"),
+    Directive("cluster-max-clock-skew-ms", "int", 1000, "cluster_max_clock_skew_ms", mutable=True,
+              lo=1, hi=3_600_000,
+              doc="a peer whose clock is provably further off than this is refused"),
+    Directive("cluster-floor-max-memory", "size", 64 * MB, "cluster_floor_max_bytes",
+              mutable=True, lo=0, hi=INT64,
+              doc="bytes of version floors kept; past it the earliest-retiring go early; 0 = no bound"),
 ]
 
 BY_NAME: dict[str, Directive] = {d.name: d for d in DIRECTIVES}
