@@ -293,6 +293,17 @@ class Keyspace:
             return 0
         return f
 
+    def extend_deadline(self, key: bytes, version: int, deadline: int, now: int) -> bool:
+        """Move the deadline of the entry of exactly this version later
+        (a replica deadline re-converted with a better clock sample).  The
+        key stays filed where it is: early, which the reclaimer handles.
+        An entry already expired stays expired (nothing read as gone comes back)."""
+        e = self.data.get(key)
+        if e is None or e[2] != version or deadline <= e[1] or now > e[1]:
+            return False
+        self.data[key] = (e[0], deadline, version, e[3])
+        return True
+
     def _unfile(self, key: bytes, sched: int) -> None:
         b = sched >> BUCKET_SHIFT
         s = self._buckets.get(b)
