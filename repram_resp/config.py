@@ -48,7 +48,11 @@ DIRECTIVES: list[Directive] = [
     Directive("port", "int", 6379, "port", lo=0, hi=65535,
               doc="client port; 0 lets the OS choose (logged at startup)"),
     Directive("cluster-port", "int", -1, "cluster_port", lo=-1, hi=65535,
-              doc="peer port; -1 means port+10000 (or OS-chosen when port is 0)"),
+              doc="peer port; -1 means port+10000 (or OS-chosen when port is 0); "
+                  "setting it turns clustering on"),
+    # Issue 7: clustering is opt-in; a single node opens no cluster port.
+    Directive("cluster-enabled", "bool", False, "cluster_enabled",
+              doc="open the cluster port (also implied by peers or an explicit cluster-port)"),
     Directive("peers", "list", [], "peers", doc="seed peers host:cluster-port"),
     Directive("enclave", "str", "default", "enclave", doc="replication boundary"),
     Directive("cluster-secret", "str", "", "cluster_secret", doc="shared secret for peer links"),
@@ -73,6 +77,16 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", "int", 0, "timeout_s", mutable=True, lo=0, hi=INT64,
               doc="close idle clients after this many seconds; 0 = never"),
     Directive("requirepass", "str", "", "requirepass", mutable=True),
+    Directive("protected-mode", "bool", True, "protected_mode", mutable=True,
+              doc="with no requirepass, only loopback and Unix clients are served (Redis)"),
+    # Issue 7: fairness -- one client's share of an event-loop turn.
+    Directive("client-turn-max-commands", "int", 1000, "client_turn_max_commands", mutable=True,
+              lo=1, hi=1_000_000, doc="commands one client runs per loop turn before others run"),
+    Directive("client-turn-max-bytes", "size", 256 * 1024, "client_turn_max_bytes", mutable=True,
+              lo=1024, hi=INT64, doc="request bytes one client's parser takes per loop turn"),
+    Directive("maxmemory-clients", "size", 0, "maxmemory_clients_bytes", mutable=True, lo=0,
+              hi=INT64, doc="all clients' query+output buffers; over it the biggest are closed "
+                            "(Redis 7); 0 = no limit"),
     Directive("proto-max-bulk-len", "size", 512 * MB, "proto_max_bulk_bytes", mutable=True,
               lo=1024 * 1024, hi=INT64, doc="largest bulk string (Redis default 512mb)"),
     Directive("proto-max-multibulk-len", "int", 1024 * 1024, "proto_max_args", mutable=True,
@@ -308,7 +322,19 @@ class Config:
             raise ConfigError("bad value for 'bind': no address")
         if self.appendonly:
             raise ConfigError("bad value for 'appendonly': REPRAM is RAM only, it must be 'no'")
+        if self.clustering and self.requirepass and not self.cluster_secret:
+            # Issue 7: an open cluster port would hand every key to any local
+            # process that dials it, password or not (Redis replicas need
+            # masterauth likewise).
+            raise ConfigError("bad value for 'requirepass': with clustering on (cluster-enabled, "
+                              "peers or cluster-port) it needs cluster-secret, or peers could read "
+                              "and write without the password")
         self._validate_cluster()
+
+    @property
+    def clustering(self) -> bool:
+        """Issue 7: open the cluster port only when asked to."""
+        return bool(self.cluster_enabled or self.peers or self.cluster_port != -1)
 
     def _validate_cluster(self) -> None:
         if self.cluster_ping_interval_ms >= self.cluster_suspect_after_ms:

@@ -15,6 +15,7 @@ bucket re-arms it sooner).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import platform
@@ -30,6 +31,7 @@ from .config import Config
 from .connection import Client
 from .keyspace import Keyspace
 from .pubsub import PubSub
+from .ratelog import RateLog
 
 log = logging.getLogger("repram")
 
@@ -70,6 +72,10 @@ class Server:
         self.write_refusal: str | None = None
         self.update_write_hooks()
         self.reset_stats()
+        # Issue 7: every log line a client can trigger goes through this.
+        self.ratelog = RateLog(log)
+        self.auth_failures = 0
+        self._local_hosts: dict = {}    # peer host -> is loopback (protected mode)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -77,6 +83,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         cfg = self.config
+        fit_fd_limit(cfg)
         for host in cfg.bind:
             srv = await loop.create_server(lambda: Client(self), host, self.port,
                                            reuse_address=True, backlog=511)
@@ -93,15 +100,18 @@ class Server:
                     self.tls_port = srv.sockets[0].getsockname()[1]
         # Peer links (replication): after the client listeners, so the client
         # port is known and announced; a refusal closes what was opened.
-        from .cluster import Cluster
-        cluster = Cluster(self)
-        try:
-            await cluster.start()
-        except BaseException:
-            for srv in self.servers:
-                srv.close()
-            raise
-        self.replication = cluster
+        # Issue 7: clustering is opt-in (config.Config.clustering); a single
+        # node opens no cluster port at all.
+        if cfg.clustering:
+            from .cluster import Cluster
+            cluster = Cluster(self)
+            try:
+                await cluster.start()
+            except BaseException:
+                for srv in self.servers:
+                    srv.close()
+                raise
+            self.replication = cluster
         self.update_write_hooks()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
@@ -178,7 +188,34 @@ class Server:
                     c.kill()
 
     def log_auth_failure(self, client: Client) -> None:
-        log.warning("failed authentication from %s", client.addr)
+        # Issue 7: a summary at most every 10 s, never a line per guess.
+        self.auth_failures += 1
+        self.ratelog.event(logging.WARNING, "auth", "failed authentication from %s", client.addr)
+
+    def client_cut(self, client: Client, why: str) -> None:
+        """Disconnect a client for cause (logged, rate-limited)."""
+        self.ratelog.event(logging.WARNING, ("cut", why), "closing client %s: %s", client.addr, why)
+        client.kill()
+
+    def protected_refuses(self, peer) -> bool:
+        """Redis's protected mode: no password, and the client is not on
+        loopback or a Unix socket."""
+        cfg = self.config
+        if not cfg.protected_mode or cfg.requirepass:
+            return False
+        if not isinstance(peer, tuple) or not peer:
+            return False        # Unix socket (or unknown): local
+        host = peer[0]
+        local = self._local_hosts.get(host)
+        if local is None:
+            try:
+                local = ipaddress.ip_address(host.split("%")[0]).is_loopback
+            except ValueError:
+                local = False
+            if len(self._local_hosts) > 4096:
+                self._local_hosts.clear()
+            self._local_hosts[host] = local
+        return not local
 
     # -- writes and expiry ---------------------------------------------------
 
@@ -347,6 +384,39 @@ class Server:
         if not n:
             return []
         return [("db0", "keys=%d,expires=%d,avg_ttl=%d" % (n, n, self.keyspace.avg_ttl_ms(now)))]
+
+
+# Redis's CONFIG_MIN_RESERVED_FDS: descriptors kept for listeners, peer
+# links, log files ... beyond maxclients.
+RESERVED_FDS = 32
+
+
+def fit_fd_limit(cfg) -> None:
+    """Issue 7, as Redis's adjustOpenFilesLimit: raise the soft
+    RLIMIT_NOFILE toward the hard limit so that maxclients fits; if it still
+    does not, lower maxclients (logged).  Clients past maxclients are then
+    answered "max number of clients reached", never dropped silently."""
+    want = cfg.maxclients + RESERVED_FDS
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    if soft < want:
+        new = max(1, soft - RESERVED_FDS)
+        log.warning("you requested maxclients of %d requiring at least %d max file descriptors; "
+                    "the open files limit is %d (hard %s): maxclients lowered to %d",
+                    cfg.maxclients, want, soft, "unlimited" if hard == resource.RLIM_INFINITY
+                    else hard, new)
+        cfg.maxclients = new
 
 
 def _overhead() -> int:

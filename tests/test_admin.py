@@ -172,7 +172,7 @@ def test_config_get(server, protocol):
     assert everything["databases"] == "1"
     assert r.config_get("save", "appendonly") == {"save": "", "appendonly": "no"}
     assert r.config_get("*-ttl") == {"default-ttl": "3600", "min-ttl": "0", "max-ttl": "86400"}
-    assert set(r.config_get("maxmemory*")) == {"maxmemory", "maxmemory-policy"}
+    assert set(r.config_get("maxmemory*")) == {"maxmemory", "maxmemory-policy", "maxmemory-clients"}
     assert set(r.config_get("max?emory")) == {"maxmemory"}
     assert r.config_get("nosuchthing") == {}
     assert r.config_get("save", "save") == {"save": ""}
