@@ -116,6 +116,8 @@ DIRECTIVES: list[Directive] = [
               lo=1, hi=1_000_000, doc="keys reclaimed per expiry cycle before yielding to clients"),
     Directive("scan-cursor-max-entries", "int", 100_000, "scan_cursor_max_entries", mutable=True,
               lo=16, hi=10_000_000, doc="SCAN continuation cursors remembered (oldest dropped)"),
+    Directive("tracking-table-max-keys", "int", 1_000_000, "tracking_table_max_keys", mutable=True,
+              lo=0, hi=INT64, doc="keys remembered for CLIENT TRACKING (beyond: invalidated); 0 = no limit"),
     Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
               doc="seconds to finish replies and flush peers on SIGTERM"),
     # -- cluster (replication layer, repram_resp/cluster/) ----------------

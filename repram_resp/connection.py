@@ -31,6 +31,7 @@ import time
 
 from . import errors
 from .commands import TABLE, find, lookup_error
+from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
 
 log = logging.getLogger("repram.client")
@@ -82,6 +83,10 @@ class Client(asyncio.Protocol):
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
+        self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
+        self.shard_channels: set = set()   # SSUBSCRIBE
+        self.ttl_override = None  # EXEC: key -> deadline an EXPIRE in the transaction gave its write
+        self.tx_scan = None      # MULTI: (queue entries scanned, keys written) for EXPIRE
         self.repl_lo = 0         # ... and of its first write since its last WAIT
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -295,14 +300,19 @@ class Client(asyncio.Protocol):
         except Exception:  # a bug must cost one reply, not the connection
             return self._internal_error(cmd)
 
-    def run(self, cmd, argv) -> bytes:
+    def run(self, cmd, argv, handler=None) -> bytes:
         """Execute with all central checks (used by EXEC and the gate)."""
         err = lookup_error(cmd, argv)
         if err is not None:
             return self.error(err)
         self.last_cmd = cmd
+        if self.tracking is not None:
+            return self.server.tracking.run(self, cmd, argv, lambda: self._call(cmd, argv, handler))
+        return self._call(cmd, argv, handler)
+
+    def _call(self, cmd, argv, handler=None) -> bytes:
         try:
-            return cmd.handler(self, argv)
+            return (handler or cmd.handler)(self, argv)
         except Exception:
             return self._internal_error(cmd)
 
@@ -315,12 +325,15 @@ class Client(asyncio.Protocol):
             return self.error(errors.NOAUTH)
         if self.multi is not None and name not in _GATE_PASS:
             err = lookup_error(cmd, argv)
+            if err is not None and cmd is not None and cmd.name in TX_TTL:
+                err = tx_ttl_queue_error(self, argv, err)   # EXPIRE of a key this MULTI writes
             if err is not None:
                 self.multi_dirty = True
                 return self.error(err)
             self.multi.append((cmd, argv))
             return QUEUED
-        if self.enc.version == 2 and (self.channels or self.patterns) and name not in _SUBSCRIBED_OK:
+        if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
+                and name not in _SUBSCRIBED_OK:
             err = lookup_error(cmd, argv)
             if err is not None:
                 return self.error(err)
@@ -352,14 +365,17 @@ class Client(asyncio.Protocol):
             self.gate = "auth"
         elif self.multi is not None:
             self.gate = "multi"
-        elif self.channels or self.patterns:
+        elif self.channels or self.patterns or self.shard_channels:
             self.gate = "subscribed"
+        elif self.tracking is not None:
+            self.gate = "tracking"      # its reads are remembered: the gated path
         else:
             self.gate = None
 
     def end_multi(self) -> None:
         self.multi = None
         self.multi_dirty = False
+        self.tx_scan = None
         self.watched.clear()
         self.update_gate()
 
@@ -371,7 +387,7 @@ class Client(asyncio.Protocol):
         return any(ks.lookup(k, now) is not e for k, e in self.watched.items())
 
     def in_subscribed_resp2(self) -> bool:
-        return self.enc.version == 2 and bool(self.channels or self.patterns)
+        return self.enc.version == 2 and bool(self.channels or self.patterns or self.shard_channels)
 
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)
@@ -381,6 +397,7 @@ class Client(asyncio.Protocol):
         self.multi_dirty = False
         self.watched.clear()
         self.server.pubsub.drop_client(self)
+        self.server.tracking.disable(self)
         self.enc = RESP2
         self.name = b""
         self.authenticated = not self.server.config.requirepass

@@ -98,6 +98,11 @@ class Keyspace:
         self.hits = 0
         self.misses = 0
         self.on_expired: Callable[[bytes], None] | None = None
+        # Called after every stored write, local or replicated, with
+        # (key, created): the one place every write passes, for client-side
+        # caching invalidation and the 'new' keyspace event.  None (one
+        # attribute check per write) while nobody needs it.
+        self.on_write: Callable[[bytes, bool], None] | None = None
         # Called with a new bucket's deadline (ms) so the reclaimer can wake
         # earlier than it planned.
         self.on_new_bucket: Callable[[int], None] | None = None
@@ -167,15 +172,19 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
+            if self.on_write is not None:
+                self.on_write(key, True)
             return
         delta = len(value) - len(old[0])
         if delta > 0 and self.maxmemory_bytes and self.used_bytes + delta > self.maxmemory_bytes:
             raise OutOfMemory()
         sched = old[3]
+        created = False
         if now >= sched and now > old[1]:
             # Overwriting a key that expired but was not reclaimed yet: it
             # expired first, as far as anyone watching is concerned.
             self.expired_keys += 1
+            created = True
             if self.on_expired is not None:
                 self.on_expired(key)
         if delta:
@@ -193,6 +202,8 @@ class Keyspace:
                     del self._starts[ob]
             sched = self._schedule(key, nb)
         data[key] = (value, deadline, version, sched)
+        if self.on_write is not None:
+            self.on_write(key, created)
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
         """Apply a replicated write by last-writer-wins.  Returns True if it

@@ -32,6 +32,7 @@ from .connection import Client
 from .keyspace import Keyspace
 from .pubsub import PubSub
 from .ratelog import RateLog
+from .tracking import Tracking
 
 log = logging.getLogger("repram")
 
@@ -55,6 +56,7 @@ class Server:
         self.pubsub.set_flags(config.notify_keyspace_events)
         self.pubsub.output_limit_bytes = config.pubsub_output_limit_bytes
         self.keyspace.on_expired = self._expired
+        self.tracking = Tracking(self)
         self.clients: dict[int, Client] = {}
         self._next_client_id = 1
         self.servers: list[asyncio.AbstractServer] = []
@@ -174,6 +176,7 @@ class Server:
     def unregister(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self.pubsub.drop_client(client)
+        self.tracking.disable(client)
 
     async def _idle_loop(self) -> None:
         while True:
@@ -183,7 +186,8 @@ class Server:
                 continue
             cutoff = time.monotonic() - limit
             for c in list(self.clients.values()):
-                if c.last_active < cutoff and not c.channels and not c.patterns:
+                if c.last_active < cutoff and not c.channels and not c.patterns \
+                        and not c.shard_channels:
                     log.debug("closing idle client %d", c.id)
                     c.kill()
 
@@ -223,16 +227,32 @@ class Server:
         # The cluster wants writes once a peer of our enclave is known; a
         # single node's SET path stays hook-free.
         self.write_hooks = ((self.replication is not None and self.replication.wants_writes)
-                            or self.pubsub.wants("$"))
+                            or self.pubsub.wants("$") or self.pubsub.wants("g"))
+        # Keyspace-level hook (every write: local, replicated, HTTP): only
+        # while a client tracks keys or someone listens for 'new'.
+        self.keyspace.on_write = (self._on_write if self.tracking.clients or self.pubsub.wants("n")
+                                  else None)
 
-    def wrote(self, client, key: bytes) -> None:
-        """After every successful local write."""
+    def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
+        """After every successful local write (ttl_given: the command set the
+        TTL itself, so Redis also publishes 'expire')."""
         self.pubsub.notify("$", b"set", key)
+        if ttl_given:
+            self.pubsub.notify("g", b"expire", key)
         if self.replication is not None:
             self.replication.local_write(client, key)
 
+    def _on_write(self, key: bytes, created: bool) -> None:
+        """Keyspace.on_write: every stored write, from any source."""
+        if created:
+            self.pubsub.notify("n", b"new", key)
+        if self.tracking.clients:
+            self.tracking.invalidate(key)
+
     def _expired(self, key: bytes) -> None:
         self.pubsub.notify("x", b"expired", key)
+        if self.tracking.clients:
+            self.tracking.invalidate(key)
         if self.replication is not None:
             self.replication.expired(key)
 
@@ -272,6 +292,8 @@ class Server:
             self.update_write_hooks()
         elif name == "client-output-buffer-limit-pubsub":
             self.pubsub.output_limit_bytes = cfg.pubsub_output_limit_bytes
+        elif name == "tracking-table-max-keys":
+            self.tracking.enforce_limit()
         elif name == "scan-cursor-max-entries":
             self.keyspace._cursor_max = cfg.scan_cursor_max_entries
         elif name == "loglevel":
@@ -335,7 +357,8 @@ class Server:
     def _info_clients(self):
         return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
                 ("blocked_clients", 0), ("pubsub_clients",
-                                         sum(1 for c in self.clients.values() if c.channels or c.patterns))]
+                                         sum(1 for c in self.clients.values() if c.channels or c.patterns)),
+                ("tracking_clients", self.tracking.clients)]
 
     def _info_memory(self):
         ks = self.keyspace
@@ -362,6 +385,9 @@ class Server:
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
                 ("total_error_replies", self.stat_errors),
+                ("tracking_total_keys", len(self.tracking.table)),
+                ("tracking_total_items", self.tracking.items),
+                ("tracking_total_prefixes", len(self.tracking.prefixes)),
                 ("total_protocol_errors", self.stat_protocol_errors)]
 
     def _info_replication(self):
