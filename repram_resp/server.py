@@ -68,6 +68,7 @@ class Server:
         self._expiry_at = None
         self._tasks: list[asyncio.Task] = []
         self.replication = None     # set by the cluster layer when peers exist
+        self.http = None            # the REPRAM HTTP API (http/), when http-port is set
         self.write_hooks = False    # True when wrote() has anything to do
         # When set, every write is refused with this error (NOREPLICAS while
         # min-replicas-to-write is not met); reads keep working.
@@ -115,6 +116,10 @@ class Server:
                 raise
             self.replication = cluster
         self.update_write_hooks()
+        if cfg.http_port:
+            from .http.protocol import HttpFrontend
+            self.http = HttpFrontend(self)
+            await self.http.start()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
         log.info("repram-resp %s node %s ready on %s port %d%s", __version__, self.node_id,
@@ -142,6 +147,8 @@ class Server:
     async def stop(self) -> None:
         for srv in self.servers:
             srv.close()
+        if self.http is not None:
+            await self.http.stop()
         for t in self._tasks:
             t.cancel()
         if self._expiry_handle is not None:
