@@ -104,6 +104,13 @@ DIRECTIVES: list[Directive] = [
               lo=16, hi=10_000_000, doc="SCAN continuation cursors remembered (oldest dropped)"),
     Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
               doc="seconds to finish replies and flush peers on SIGTERM"),
+    # -- introspection (repram_resp/introspect.py) -----------------------
+    Directive("slowlog-log-slower-than", "int", 10000, "slowlog_log_slower_than_us", mutable=True,
+              lo=-1, hi=INT64, doc="microseconds; slower commands enter SLOWLOG; 0 = all, -1 = none"),
+    Directive("slowlog-max-len", "int", 128, "slowlog_max_len", mutable=True, lo=0, hi=1_000_000,
+              doc="SLOWLOG entries kept (oldest dropped)"),
+    Directive("latency-monitor-threshold", "int", 0, "latency_monitor_threshold_ms", mutable=True,
+              lo=0, hi=INT64, doc="milliseconds; LATENCY records events at least this slow; 0 = off"),
     # -- cluster (replication layer, repram_resp/cluster/) ----------------
     Directive("cluster-announce-ip", "str", "", "cluster_announce_ip",
               doc="address peers should dial; empty = the first bind address (or the one they see)"),

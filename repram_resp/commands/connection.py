@@ -10,7 +10,7 @@ import hmac
 
 from .. import REDIS_COMPAT_VERSION, __version__, errors
 from ..protocol import OK, PONG, RESP2, RESP3, bulk, integer, parse_ll
-from . import command
+from . import TABLE, command
 
 _NAME_OK = set(range(33, 127))   # printable ASCII without space
 
@@ -152,6 +152,9 @@ _CLIENT_HELP = [
 _CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4, b"INFO": 2, b"LIST": -2,
                  b"KILL": -3, b"NO-EVICT": 3, b"NO-TOUCH": 3, b"HELP": 2}
 _CLIENT_TYPES = (b"normal", b"pubsub", b"master", b"replica", b"slave")
+# Subcommands with a handler of their own (sub -> handler(client, argv)),
+# added by other modules (client_admin.py); checked after the arity table.
+CLIENT_HANDLERS: dict = {}
 
 
 def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
@@ -242,6 +245,9 @@ def cmd_client(client, argv):
     if err is not None:
         return client.error(err)
     sub = argv[1].upper()
+    handler = CLIENT_HANDLERS.get(sub)
+    if handler is not None:
+        return handler(client, argv)
     n = len(argv)
     server = client.server
     if sub == b"ID" and n == 2:
@@ -301,3 +307,6 @@ def cmd_client(client, argv):
     if sub == b"HELP" and n == 2:
         return client.enc.array([b"+" + line.encode() + b"\r\n" for line in _CLIENT_HELP])
     return client.error(errors.unknown_subcommand(argv[1], "client"))
+
+
+TABLE[b"client"].subcommands = _CLIENT_ARITY
