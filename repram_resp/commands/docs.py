@@ -89,6 +89,44 @@ def _sub_names(cmd: Command) -> set[str]:
     return {"%s|%s" % (cmd.name, s.decode().lower()) for s in cmd.subcommands}
 
 
+# Subcommands we implement that Redis 7.0.15 (the generator's server) lacks:
+# Redis 7.2's docs for them, written out (tagged JSON, as in docs.json).
+def _oneof(name, *alts):
+    return {"%": ["name", name, "type", "oneof", "arguments", list(alts)]}
+
+
+def _tok(name, token, typ="string"):
+    return {"%": ["name", name, "type", typ, "token", token]}
+
+
+_EXTRA_SUBS = {
+    "client|setinfo": ("Set client or connection specific info", "7.2.0",
+                       [_oneof("attr", _tok("libname", "LIB-NAME"), _tok("libver", "LIB-VER"))]),
+    "client|no-touch": ("Controls whether commands sent by the client will alter the LRU/LFU of "
+                        "the keys they access.", "7.2.0",
+                        [_oneof("enabled", _tok("on", "ON", "pure-token"),
+                                _tok("off", "OFF", "pure-token"))]),
+}
+
+
+def _extra_sub_info(cmd: Command, full: str, arity: int):
+    return [full, arity, {"~": [{"+": "noscript"}, {"+": "loading"}, {"+": "stale"}]}, 0, 0, 0,
+            {"~": [{"+": "@slow"}, {"+": "@" + cmd.group}]}, {"~": []}, {"~": []}, {"~": []}]
+
+
+def _extra_sub_docs(cmd: Command, full: str):
+    summary, since, args = _EXTRA_SUBS.get(full, ("", "7.2.0", []))
+    node = ["summary", summary, "since", since, "group", cmd.group, "complexity", "O(1)"]
+    if args:
+        node += ["arguments", args]
+    return {"%": node}
+
+
+def _missing_subs(cmd: Command, have: set[str]) -> list[tuple[str, int]]:
+    return [("%s|%s" % (cmd.name, s.decode().lower()), a) for s, a in cmd.subcommands.items()
+            if "%s|%s" % (cmd.name, s.decode().lower()) not in have]
+
+
 def info_node(cmd: Command):
     """Redis's COMMAND INFO entry for cmd (subcommands filtered), or ours."""
     d = data().get(cmd.name)
@@ -100,6 +138,9 @@ def info_node(cmd: Command):
     info = list(d["info"])
     subs = _sub_names(cmd)
     kept = [s for s in _items(info[9]) if s[0] in subs]
+    if kept or _items(info[9]):
+        kept += [_extra_sub_info(cmd, full, a) for full, a in
+                 _missing_subs(cmd, {s[0] for s in kept})]
     info[9] = {"~": kept} if isinstance(info[9], dict) else kept
     return info
 
@@ -119,6 +160,8 @@ def docs_node(cmd: Command):
         for i in range(0, len(kv), 2):
             if kv[i] in subs:
                 keep += [kv[i], kv[i + 1]]
+        for full, _ in _missing_subs(cmd, set(keep[0::2])):
+            keep += [full, _extra_sub_docs(cmd, full)]
         node = _mreplace(node, "subcommands", {"%": keep} if keep else None)
     return node
 
@@ -193,6 +236,19 @@ def get_keys(args: list) -> list[tuple[bytes, list[str]]]:
     n = len(args)
     if (arity > 0 and n != arity) or n < -arity:
         raise GetKeysError("ERR Invalid number of arguments specified for command")
+    optional = any(f["+"] == "no_mandatory_keys" for f in info[2]["~"])
+    try:
+        out = _keys_by_specs(info, specs, args, arity, n)
+    except GetKeysError:
+        if optional:
+            return []
+        raise
+    if not out and not optional:
+        raise GetKeysError("ERR Invalid arguments specified for command")
+    return out
+
+
+def _keys_by_specs(info, specs, args, arity, n):
     invalid = GetKeysError("ERR Invalid arguments specified for command")
     out = []
     for spec in specs:
@@ -235,13 +291,15 @@ def get_keys(args: list) -> list[tuple[bytes, list[str]]]:
             end = first + num - 1
         else:
             continue
+        if "variable_flags" in flags and info[0] == "set":
+            # Redis's setGetKeys: SET's key flags depend on GET.
+            has_get = any(a.upper() == b"GET" for a in args[3:])
+            flags = ["RW", "access", "update"] if has_get else ["OW", "update"]
         for j in range(first, end + 1, max(step, 1)):
             if 1 <= j < n:
                 out.append((args[j], flags))
             elif arity > 0:
                 raise invalid
-    if not out and not any(f["+"] == "no_mandatory_keys" for f in info[2]["~"]):
-        raise invalid
     return out
 
 

@@ -76,6 +76,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _sorted_info(inf):
+    # Redis keeps subcommands in a hash table: their order differs from one
+    # run to the next, so sort them for a stable file.
+    subs = inf[9]
+    items = subs["~"] if isinstance(subs, dict) else subs
+    items = sorted(items, key=lambda s: s[0])
+    inf = list(inf)
+    inf[9] = {"~": items} if isinstance(subs, dict) else items
+    return inf
+
+
+def _sorted_docs(node):
+    if node is None:
+        return None
+    kv = list(node["%"])
+    for i in range(0, len(kv), 2):
+        if kv[i] == "subcommands":
+            sub = kv[i + 1]["%"]
+            pairs = sorted(zip(sub[0::2], sub[1::2]))
+            kv[i + 1] = {"%": [x for p in pairs for x in p]}
+    return {"%": kv}
+
+
 def generate(redis_server: str) -> dict:
     from . import all_commands
     names = sorted({c.name for c in all_commands()} | set(EXTRA))
@@ -106,7 +129,7 @@ def generate(redis_server: str) -> dict:
         for name, inf in zip(names, infos):
             if inf is None:
                 continue     # ours only (e.g. none today); the table's own fields answer
-            out["commands"][name] = {"info": inf, "docs": docs.get(name)}
+            out["commands"][name] = {"info": _sorted_info(inf), "docs": _sorted_docs(docs.get(name))}
         sock.close()
         return out
     finally:

@@ -393,7 +393,7 @@ DEBUG_REFUSED = ("ERR DEBUG command not allowed. If the enable-debug-command opt
 @command("debug", -2, "admin noscript", group="server", summary="Refused, as Redis refuses it by "
          "default (enable-debug-command no)", since="1.0.0")
 def cmd_debug(client, argv):
-    return client.error(DEBUG_REFUSED)
+    return client.reject(TABLE[b"debug"], DEBUG_REFUSED)   # refused before running, as in Redis
 
 
 TABLE[b"slowlog"].subcommands = _SLOWLOG_ARITY
