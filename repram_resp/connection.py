@@ -61,6 +61,8 @@ class Client(asyncio.Protocol):
         self.closed = False
         self.last_cmd = None     # Command object of the last command run
         self.gate = None if self.authenticated else "auth"
+        if server.pause is not None and self.gate is None:
+            self.gate = "paused"     # CLIENT PAUSE holds new clients too
         self._out = None         # reply batch while executing a read
         self._paused = False
         self.blocked = None      # Future of a blocking command in progress

@@ -74,9 +74,7 @@ def cmd_slowlog(client, argv):
         count = 10
         if len(argv) == 3:
             count = parse_ll(argv[2])
-            if count is None:
-                return client.error(errors.NOT_INTEGER)
-            if count < -1:
+            if count is None or count < -1:     # one message for both, as Redis
                 return client.error("ERR count should be greater than or equal to -1")
             if count == -1:
                 count = len(stats.slowlog)
