@@ -350,6 +350,7 @@ class Client(asyncio.Protocol):
         return self.run(cmd, argv)
 
     def _internal_error(self, cmd) -> bytes:
+        self.server.stats.unexpected_errors += 1
         log.exception("internal error in %s", cmd.name)
         return self.error("ERR internal error in '%s' (see server log)" % cmd.name)
 

@@ -91,6 +91,9 @@ class Stats:
         self.ops_per_sec = 0
         self.input_kbps = self.output_kbps = 0.0
         self.max_input_buffer = self.max_output_buffer = 0
+        self.client_buffers = 0
+        self.expire_cap_hits = 0       # reclaim passes that used their whole budget
+        self.unexpected_errors = 0     # internal errors answered to clients
         self._last = (time.monotonic(), 0, 0, 0)
 
     def per_second(self, server) -> None:
@@ -104,12 +107,13 @@ class Stats:
             self.input_kbps = (self.net_in - nin) / dt / 1024
             self.output_kbps = (self.net_out - nout) / dt / 1024
         self._last = (now, server.stat_commands, self.net_in, self.net_out)
-        mi = mo = 0
+        mi = mo = total = 0
         for c in server.clients.values():
-            mi = max(mi, c.parser.pending_bytes)
-            if c.transport is not None:
-                mo = max(mo, c.transport.get_write_buffer_size())
+            i = c.parser.pending_bytes
+            o = c.transport.get_write_buffer_size() if c.transport is not None else 0
+            mi, mo, total = max(mi, i), max(mo, o), total + i + o
         self.max_input_buffer, self.max_output_buffer = mi, mo
+        self.client_buffers = total
         self.sample_memory()
 
     # -- the batch loop's hook ---------------------------------------------

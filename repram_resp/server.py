@@ -226,6 +226,7 @@ class Server:
         n = self.keyspace.reclaim(self.clock(), budget)
         stats.timed("expire-cycle", time.perf_counter_ns() - t0)
         if n >= budget:
+            stats.expire_cap_hits += 1
             # More is due: yield to clients, then continue.
             self._expiry_at = 0
             self._expiry_handle = asyncio.get_running_loop().call_soon(self._expire_tick)
@@ -335,6 +336,13 @@ class Server:
                 ("used_memory_dataset", used), ("maxmemory", mm), ("maxmemory_human", human(mm)),
                 ("mem_fragmentation_ratio", "%.2f" % (rss / used if used else 0.0)),
                 ("maxmemory_policy", "noeviction"), ("mem_allocator", "pymalloc"),
+                ("used_memory_overhead", len(ks.data) * _overhead()), ("used_memory_startup", 0),
+                ("mem_fragmentation_bytes", rss - used),
+                # Sampled once a second (Stats.per_second): query + output buffers.
+                ("mem_clients_normal", self.stats.client_buffers),
+                # No scripting (disabled by design), no lazy freeing: truly zero.
+                ("used_memory_lua", 0), ("used_memory_scripts", 0), ("number_of_cached_scripts", 0),
+                ("lazyfree_pending_objects", 0),
                 ("entry_overhead_bytes", _overhead())]
 
     def _info_persistence(self):
@@ -353,12 +361,17 @@ class Server:
                 ("instantaneous_output_kbps", "%.2f" % st.output_kbps),
                 ("rejected_connections", self.stat_rejected),
                 ("expired_keys", ks.expired_keys), ("evicted_keys", 0),
+                ("expired_time_cap_reached_count", st.expire_cap_hits),
                 ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
                 ("total_error_replies", self.stat_errors),
                 ("total_protocol_errors", self.stat_protocol_errors),
-                ("total_reads_processed", st.reads), ("total_writes_processed", st.writes)]
+                ("unexpected_error_replies", st.unexpected_errors),
+                ("total_reads_processed", st.reads), ("total_writes_processed", st.writes),
+                # One event loop thread: no I/O threads.
+                ("io_threads_active", 0), ("io_threaded_reads_processed", 0),
+                ("io_threaded_writes_processed", 0)]
 
     def _info_replication(self):
         if self.replication is not None:
