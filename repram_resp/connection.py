@@ -13,6 +13,14 @@ Rules:
 * The "gate" is set while anything but plain execution applies (MULTI
   queueing, authentication pending, RESP2 subscribed mode); ungated commands
   take the short path.
+* Fairness (issue 7): one client runs at most ``client-turn-max-commands``
+  commands (and its parser at most ``client-turn-max-bytes`` of input) per
+  event-loop turn.  What is left waits, with reading paused, for a
+  ``call_soon`` -- so every other ready client is served in between.
+* Before AUTH (issue 7): Redis's parser limits (protocol.py), one command per
+  parse step (AUTH takes effect before the next is parsed), and unsent
+  output bounded like Redis's (``UNAUTH_OUTPUT_LIMIT_BYTES``): a client that
+  pipelines guesses without reading the replies is disconnected.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from time import perf_counter_ns as _perf_ns
 
 from . import errors
 from .commands import TABLE, find, lookup_error
+from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
 
 log = logging.getLogger("repram.client")
@@ -33,6 +42,9 @@ _GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
                             "quit", "reset", "ssubscribe", "sunsubscribe"})
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
+# Redis closes an unauthenticated client whose replies pass its 16 KiB
+# static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
+UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 _EACH = object()    # a run marker no command matches: every command is its own run
 
 
@@ -52,6 +64,8 @@ class Client(asyncio.Protocol):
         self.addr = self.laddr = "?"
         self.created = self.last_active = time.monotonic()
         self.authenticated = not cfg.requirepass
+        if not self.authenticated:
+            self.parser.set_unauthenticated(True)
         self.multi = None
         self.multi_dirty = False
         self.watched: dict = {}
@@ -70,8 +84,13 @@ class Client(asyncio.Protocol):
         self._blocked_batch = None
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
+        self._turn = None        # call_soon handle of this client's next turn (budget spent)
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
+        self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
+        self.shard_channels: set = set()   # SSUBSCRIBE
+        self.ttl_override = None  # EXEC: key -> deadline an EXPIRE in the transaction gave its write
+        self.tx_scan = None      # MULTI: (queue entries scanned, keys written) for EXPIRE
         self.repl_lo = 0         # ... and of its first write since its last WAIT
         self.cur_cmd = None      # the Command running now (failed_calls attribution)
         self.monitor = False     # MONITOR: receives every command's line
@@ -86,6 +105,13 @@ class Client(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self.addr = _fmt_addr(peer)
         self.laddr = _fmt_addr(sock)
+        if self.server.protected_refuses(peer):
+            # Redis answers before registering the client (clientAcceptHandler).
+            self.server.stat_rejected += 1
+            transport.write(encode_error(errors.DENIED_PROTECTED_MODE))
+            transport.close()
+            self.closed = True
+            return
         if not self.server.register(self):
             transport.write(encode_error(errors.MAX_CLIENTS))
             transport.close()
@@ -107,30 +133,50 @@ class Client(asyncio.Protocol):
     def resume_writing(self):
         if self._paused and not self.closed:
             self._paused = False
-            if self._suspended is not None:
-                cmds, i = self._suspended
-                self._suspended = None
-                self._run_batch(cmds, i)
-            if self.blocked is None and not self._paused and self._suspended is None \
-                    and not self.closed:
-                self.transport.resume_reading()
+            if self._turn is None:
+                self._next_turn()
 
     def data_received(self, data):
         if self.closed:
             return
-        cmds = self.parser.feed(data)
         self.last_active = time.monotonic()
-        server = self.server
-        server.stat_commands += len(cmds)
-        stats = server.stats
+        stats = self.server.stats
         stats.net_in += len(data)
         stats.reads += 1
-        waiting = self._suspended[0] if self._suspended is not None else self._blocked_batch
-        if waiting is not None:
-            # A read that raced with a pause: queue behind the waiting batch.
-            waiting.extend(cmds)
+        if self._suspended is not None or self._blocked_batch is not None or self._turn is not None:
+            # A read that raced with a pause: its bytes wait in the parser,
+            # parsed (in order) once the waiting batch has run.
+            self.parser.buffer(data)
             return
+        cfg = self.server.config
+        cmds = self.parser.feed(data, cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+        self.server.stat_commands += len(cmds)
         self._run_batch(cmds, 0)
+
+    def _next_turn(self) -> None:
+        """Continue after a pause (budget spent, flow control, a blocking
+        command): the rest of the waiting batch, then buffered input."""
+        self._turn = None
+        if self.closed or self._paused or self.blocked is not None:
+            return
+        if self._suspended is not None:
+            cmds, i = self._suspended
+            self._suspended = None
+            self._run_batch(cmds, i)
+        elif self.parser.more:
+            cfg = self.server.config
+            cmds = self.parser.feed(b"", cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+            self.server.stat_commands += len(cmds)
+            self._run_batch(cmds, 0)
+        if self._turn is None and self._suspended is None and self.blocked is None \
+                and not self._paused and not self.closed:
+            self.transport.resume_reading()
+
+    def _yield_turn(self) -> None:
+        """Budget spent: stop reading, continue on the next loop turn."""
+        if self._turn is None:
+            self.transport.pause_reading()
+            self._turn = asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _run_batch(self, cmds: list, i: int) -> None:
         """Execute cmds[i:], write all replies at once.
@@ -153,8 +199,9 @@ class Client(asyncio.Protocol):
             server = self.server
             clock = server.clock
             server.now = clock()
-            stats = server.stats
             cmd = None
+            stop = i + server.config.client_turn_max_commands   # this turn's budget
+            stats = server.stats
             # Command statistics by runs (see introspect.py): run_cmd ran
             # cmds[run_lo:i] since t_run; a command that is not `mark` starts
             # a new run.  `mark` is _EACH while every command must be seen
@@ -163,6 +210,15 @@ class Client(asyncio.Protocol):
             run_lo = i
             t_run = _perf_ns()
             for argv in (cmds if i == 0 else cmds[i:]):
+                if i >= stop:
+                    # Budget spent: the rest runs on a later loop turn.
+                    stats.end_run(self, run_cmd, cmds, run_lo, i, t_run)
+                    self._out = None
+                    if out:
+                        self._write(b"".join(out))
+                    self._suspended = (cmds, i)
+                    self._yield_turn()
+                    return
                 i += 1
                 if not i & 31:
                     # Commands read the instant from server.now: one clock
@@ -216,7 +272,14 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
+            if not self.authenticated and \
+                    self.transport.get_write_buffer_size() > UNAUTH_OUTPUT_LIMIT_BYTES:
+                self.server.client_cut(self, "unauthenticated client's unread replies over %d bytes"
+                                       % UNAUTH_OUTPUT_LIMIT_BYTES)
+                return
         parser = self.parser
+        if parser.more and parser.error is None and not self.closed:
+            self._yield_turn()      # input left in the parser: next turn
         if parser.error is not None:
             self.server.stat_protocol_errors += 1
             log.debug("protocol error from %s: %s", self.addr, parser.error)
@@ -250,7 +313,7 @@ class Client(asyncio.Protocol):
             self._write(reply)
             self._run_batch(cmds, i)
             if not self._paused and self.blocked is None and self._suspended is None \
-                    and not self.closed:
+                    and self._turn is None and not self.closed:
                 self.transport.resume_reading()
         fut.add_done_callback(done)
 
@@ -296,7 +359,7 @@ class Client(asyncio.Protocol):
             return b""
         return b"" if self.reply_mode == "off" else r
 
-    def run(self, cmd, argv) -> bytes:
+    def run(self, cmd, argv, handler=None) -> bytes:
         """Execute with all central checks (used by EXEC and the gate)."""
         err = lookup_error(cmd, argv)
         if err is not None:
@@ -311,15 +374,21 @@ class Client(asyncio.Protocol):
             self.cur_cmd = cmd
             t0 = _perf_ns()
             try:
-                return cmd.handler(self, argv)
-            except Exception:
-                return self._internal_error(cmd)
+                return self._dispatch(cmd, argv, handler)
             finally:
                 cmd.calls += 1
                 cmd.ns += _perf_ns() - t0
                 self.cur_cmd = outer
+        return self._dispatch(cmd, argv, handler)
+
+    def _dispatch(self, cmd, argv, handler=None) -> bytes:
+        if self.tracking is not None:
+            return self.server.tracking.run(self, cmd, argv, lambda: self._call(cmd, argv, handler))
+        return self._call(cmd, argv, handler)
+
+    def _call(self, cmd, argv, handler=None) -> bytes:
         try:
-            return cmd.handler(self, argv)
+            return (handler or cmd.handler)(self, argv)
         except Exception:
             return self._internal_error(cmd)
 
@@ -335,6 +404,8 @@ class Client(asyncio.Protocol):
             return pause.wait(self, argv)
         if self.multi is not None and name not in _GATE_PASS:
             err = lookup_error(cmd, argv)
+            if err is not None and cmd is not None and cmd.name in TX_TTL:
+                err = tx_ttl_queue_error(self, argv, err)   # EXPIRE of a key this MULTI writes
             if err is not None:
                 self.multi_dirty = True
                 return self.reject(cmd, err)
@@ -342,7 +413,8 @@ class Client(asyncio.Protocol):
                 cmd.calls -= 1      # queued, not run: EXEC counts it when it runs
             self.multi.append((cmd, argv))
             return QUEUED
-        if self.enc.version == 2 and (self.channels or self.patterns) and name not in _SUBSCRIBED_OK:
+        if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
+                and name not in _SUBSCRIBED_OK:
             err = lookup_error(cmd, argv)
             if err is not None:
                 return self.reject(cmd, err)
@@ -351,7 +423,9 @@ class Client(asyncio.Protocol):
 
     def _internal_error(self, cmd) -> bytes:
         self.server.stats.unexpected_errors += 1
-        log.exception("internal error in %s", cmd.name)
+        # A bug reached by client input: one traceback per command and window.
+        self.server.ratelog.event(logging.ERROR, ("internal", cmd.name), "internal error in %s",
+                                  cmd.name, exc_info=True)
         return self.error("ERR internal error in '%s' (see server log)" % cmd.name)
 
     def error(self, msg: str) -> bytes:
@@ -390,8 +464,10 @@ class Client(asyncio.Protocol):
             self.gate = "auth"
         elif self.multi is not None:
             self.gate = "multi"
-        elif self.channels or self.patterns:
+        elif self.channels or self.patterns or self.shard_channels:
             self.gate = "subscribed"
+        elif self.tracking is not None:
+            self.gate = "tracking"      # its reads are remembered: the gated path
         elif self.reply_mode is not None:
             self.gate = "reply"
         elif self.server.pause is not None:
@@ -402,6 +478,7 @@ class Client(asyncio.Protocol):
     def end_multi(self) -> None:
         self.multi = None
         self.multi_dirty = False
+        self.tx_scan = None
         self.watched.clear()
         self.update_gate()
 
@@ -413,7 +490,7 @@ class Client(asyncio.Protocol):
         return any(ks.lookup(k, now) is not e for k, e in self.watched.items())
 
     def in_subscribed_resp2(self) -> bool:
-        return self.enc.version == 2 and bool(self.channels or self.patterns)
+        return self.enc.version == 2 and bool(self.channels or self.patterns or self.shard_channels)
 
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)
@@ -423,9 +500,18 @@ class Client(asyncio.Protocol):
         self.multi_dirty = False
         self.watched.clear()
         self.server.pubsub.drop_client(self)
+        self.server.tracking.disable(self)
         self.enc = RESP2
         self.name = b""
         self.authenticated = not self.server.config.requirepass
+        self.parser.set_unauthenticated(not self.authenticated)
+        self.update_gate()
+
+    def auth_ok(self) -> None:
+        """AUTH / HELLO AUTH succeeded: the configured limits apply from the
+        next command on."""
+        self.authenticated = True
+        self.parser.set_unauthenticated(False)
         self.update_gate()
 
     def push(self, data: bytes, limit: int) -> None:
@@ -439,7 +525,9 @@ class Client(asyncio.Protocol):
             self._out.append(data)
             return
         if limit and self.transport.get_write_buffer_size() + self._push_bytes > limit:
-            log.warning("closing client %d (%s): pub/sub output over %d bytes", self.id, self.addr, limit)
+            self.server.ratelog.event(logging.WARNING, "pubsub-limit",
+                                      "closing client %d (%s): pub/sub output over %d bytes",
+                                      self.id, self.addr, limit)
             self.kill()
             return
         if not self._push_buf:

@@ -156,7 +156,8 @@ from . import strings, keys, connection, server, transactions, pubsub, replicati
 from . import introspection, client_admin  # noqa: E402,F401
 
 # Subcommands PUBSUB implements (docs.py shows only these).
-TABLE[b"pubsub"].subcommands = {b"CHANNELS": -2, b"NUMSUB": -2, b"NUMPAT": 2}
+TABLE[b"pubsub"].subcommands = {b"CHANNELS": -2, b"NUMSUB": -2, b"NUMPAT": 2, b"SHARDCHANNELS": -2,
+                                b"SHARDNUMSUB": -2}
 
 disabled("del unlink getdel flushdb flushall swapdb move rename renamenx copy",
          "REPRAM has no deletion; keys leave only by expiring", "keyspace")
