@@ -333,3 +333,15 @@ def test_curl_recipes(port, tmp_path):
                "--data-binary", "@%s" % over, base + "/v1/data/curl:over")
     assert res.stdout == b"413"
     assert req(port, "GET", "/v1/data/curl:over")[0] == 404
+
+
+def test_http_write_invalidates_tracked_keys(node, port):
+    from rawresp import Raw
+    c = Raw(node.port)
+    assert c.cmd("HELLO", "3").startswith(b"%")
+    assert c.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+    node.client().set("track:k", "old", ex=600)
+    assert c.cmd("GET", "track:k") == b"$3\r\nold\r\n"
+    assert put(port, "track:k", b"new")[0] == 201
+    assert c.read() == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\ntrack:k\r\n"
+    c.close()
