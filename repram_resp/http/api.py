@@ -111,7 +111,11 @@ def parse_query(q: bytes) -> dict:
 
 
 def atoi(v: bytes | None) -> int | None:
-    if v is None or not _INT_RE.match(v):
+    if v is None:
+        return None
+    if v.isdigit() and len(v) <= 18:      # the usual case, without the regex
+        return int(v)
+    if not _INT_RE.match(v):
         return None
     return int(v)
 

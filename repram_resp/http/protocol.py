@@ -350,14 +350,21 @@ class HttpFrontend:
         log.info("http ready on %s port %d%s", ",".join(cfg.http_bind or cfg.bind), port,
                  " (tls)" if ctx is not None else "")
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
         for s in self.servers:
             s.close()
+
+    async def stop(self) -> None:
+        """Close every connection (what is written is flushed) and wait for
+        the listeners."""
+        self.stop_accepting()
         if self._task is not None:
             self._task.cancel()
         for c in list(self.connections):
             if c.transport is not None and not c.transport.is_closing():
                 c.transport.close()
+        for s in self.servers:
+            await s.wait_closed()
 
     def register(self, conn) -> bool:
         if len(self.connections) >= self.server.config.http_maxclients:

@@ -108,15 +108,22 @@ class RequestParser:
         try:
             if self._mode == _HEAD and not self._tail and not self.in_message and \
                     n <= self.max_head_bytes:
-                # Fast path, the usual read: whole requests without bodies
-                # beyond the head (GET, HEAD) or ending in a Content-Length body
-                # that the read holds entirely -- fed in one call.
+                # Fast path, the usual read: one whole head (a GET), or one head
+                # and then exactly its Content-Length body (a PUT): fed in one
+                # or two calls, the limits holding as on the general path.
                 j = data.find(b"\r\n\r\n")
-                if j >= 0 and (j + 4 == n or (data.find(b"\r\n\r\n", j + 4) < 0
-                                              and self._whole_body(data, j, n))):
-                    p.feed_data(data)
-                    return out
-            mv = memoryview(data)
+                if j >= 0:
+                    if j + 4 == n:
+                        p.feed_data(data)
+                        return out
+                    mv = memoryview(data)
+                    p.feed_data(mv[:j + 4])
+                    pos = j + 4
+                    if self._mode == _LENGTH and self._cl_total - self._body_bytes == n - pos:
+                        p.feed_data(mv[pos:])
+                        return out
+            if not pos:
+                mv = memoryview(data)
             while pos < n:
                 mode = self._mode
                 if mode == _HEAD:
@@ -167,19 +174,6 @@ class RequestParser:
         except httptools.HttpParserError as e:
             self._fail(400, "malformed request (%s)" % _reason(e))
         return out
-
-    @staticmethod
-    def _whole_body(data: bytes, j: int, n: int) -> bool:
-        """Does data (one head ending at j) hold exactly its Content-Length
-        body, and no chunked framing?  Decided on the raw head, cheaply; when
-        unsure, False (the general path handles it)."""
-        head = data[:j]
-        i = head.find(b"\r\nContent-Length: ")
-        if i < 0 or b"\r\nTransfer-Encoding" in head or b"\r\ntransfer-encoding" in head:
-            return False
-        e = head.find(b"\r\n", i + 18)
-        v = head[i + 18:] if e < 0 else head[i + 18:e]
-        return v.isdigit() and j + 4 + int(v) == n
 
     def _fail(self, status: int, message: str) -> None:
         self.error = HttpError(status, message)
