@@ -151,7 +151,7 @@ class Server:
         for srv in self.servers:
             srv.close()
         if self.http is not None:
-            await self.http.stop()
+            self.http.stop_accepting()
         for t in self._tasks:
             t.cancel()
         if self._expiry_handle is not None:
@@ -167,6 +167,9 @@ class Server:
             await asyncio.sleep(0.01)
         for c in list(self.clients.values()):
             c.kill()
+        if self.http is not None:
+            # After replication.stop: PUTs waiting for their quorum have been answered.
+            await self.http.stop()
         for srv in self.servers:
             await srv.wait_closed()
         log.info("bye")

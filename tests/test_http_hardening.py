@@ -46,6 +46,19 @@ def test_parser_same_events_whole_or_byte_by_byte():
                             (b"GET", b"/", b"", False)]
 
 
+def test_parser_same_events_whatever_the_split():
+    # Every split point of a PUT then a GET: the one-call fast path, the
+    # head-then-body path and the general path agree.
+    raw = (b"PUT /v1/data/k HTTP/1.1\r\nX-TTL: 60\r\nContent-Length: 5\r\n\r\nhello"
+           b"GET /v1/data/k HTTP/1.1\r\n\r\n")
+    want = [(b"PUT", b"/v1/data/k", b"hello", True), (b"GET", b"/v1/data/k", b"", True)]
+    for i in range(len(raw) + 1):
+        p = wire.RequestParser(1024, 10, 100)
+        assert summary(p.feed(raw[:i]) + p.feed(raw[i:])) == want, i
+    single = raw[:raw.index(b"GET")]
+    assert summary(wire.RequestParser(1024, 10, 100).feed(single)) == want[:1]
+
+
 def test_parser_limits_are_checked_before_buffering():
     # A head over the limit is refused whatever the read sizes, and no more
     # than the limit was ever handed to httptools.

@@ -30,9 +30,10 @@ from collections import deque
 from email.utils import formatdate
 
 from .api import SECURITY_HEADERS, Api, Stream
-from .wire import CONTINUE_RESPONSE, EXPECT_CONTINUE, HttpError, RequestParser, response
+from .wire import CONTINUE_RESPONSE, EXPECT_CONTINUE, HttpError, Request, RequestParser, response
 
 log = logging.getLogger("repram.http")
+_monotonic = time.monotonic
 
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # as the RESP port (connection.py)
 REQUESTS_PER_TURN = 256                     # then yield to other connections
@@ -103,13 +104,25 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         was_idle = not parser.in_message
         events = parser.feed(data)
-        now = time.monotonic()
+        now = _monotonic()
         self.last_active = now
         if parser.in_message:
             if was_idle or events:
                 self.request_started = now
-        else:
+        elif self.request_started:
             self.request_started = 0.0
+        if len(events) == 1 and not self.queue and self.busy is None and not self.paused_writing:
+            # The usual read: one whole request, nothing ahead of it.
+            ev = events[0]
+            if ev.__class__ is Request and ev.keep_alive:
+                r = self.api.handle(ev)
+                if r.__class__ is bytes:
+                    self.transport.write(r)
+                    if self.reading_paused and not self.closing:
+                        self._resume_reading()
+                    return
+                self._start_pending(r, True)
+                return
         if events:
             q = self.queue
             for ev in events:
@@ -318,6 +331,7 @@ class HttpFrontend:
             self._date_s = now
             self.common = (b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
                            + SECURITY_HEADERS)
+            self.common_any_origin = self.common + b"Access-Control-Allow-Origin: *\r\n"
 
     async def start(self) -> None:
         srv = self.server
@@ -336,14 +350,21 @@ class HttpFrontend:
         log.info("http ready on %s port %d%s", ",".join(cfg.http_bind or cfg.bind), port,
                  " (tls)" if ctx is not None else "")
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
         for s in self.servers:
             s.close()
+
+    async def stop(self) -> None:
+        """Close every connection (what is written is flushed) and wait for
+        the listeners."""
+        self.stop_accepting()
         if self._task is not None:
             self._task.cancel()
         for c in list(self.connections):
             if c.transport is not None and not c.transport.is_closing():
                 c.transport.close()
+        for s in self.servers:
+            await s.wait_closed()
 
     def register(self, conn) -> bool:
         if len(self.connections) >= self.server.config.http_maxclients:
