@@ -367,7 +367,7 @@ def test_min_replicas_to_write(make_server):
 
 
 def test_peer_channel_is_not_subject_to_client_limits(make_server):
-    limits = ["--maxclients", "1", "--requirepass", "pw", "--timeout", "1"]
+    limits = ["--maxclients", "1", "--requirepass", "pw", "--cluster-secret", "s", "--timeout", "1"]
     nodes = start_mesh(make_server, 3, *limits)
     r = client(nodes[0], password="pw")
     r.set("k", "v", ex=30)
@@ -427,9 +427,13 @@ def test_keyspace_notifications_fire_for_replicated_writes(make_server):
 
 def test_non_loopback_cluster_port_needs_a_secret(make_server):
     with pytest.raises(ClusterRefused, match="cluster-secret"):
-        make_server("--bind", "0.0.0.0", "--port", "0")
-    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-trusted-network", "yes")
-    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-secret", "s")
+        make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes")
+    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes",
+                "--cluster-trusted-network", "yes")
+    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes", "--cluster-secret", "s")
+    # A single node opens no cluster port, so nothing to protect (issue 7);
+    # protected mode (no requirepass) keeps non-loopback clients out.
+    assert make_server("--bind", "0.0.0.0", "--port", "0").server.replication is None
 
 
 def test_graceful_leave_and_rejoin_at_a_new_address(make_server):

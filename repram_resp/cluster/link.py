@@ -59,7 +59,7 @@ class Link(asyncio.Protocol):
         self.detached = False
         self.state = HANDSHAKE
         self.transport = None
-        self.reader = m.FrameReader(HANDSHAKE_FRAME_BYTES)
+        self.reader = m.FrameReader(HANDSHAKE_FRAME_BYTES, m.HANDSHAKE_MAX_ELEMENTS)
         self.created = self.heard = time.monotonic()
         self.addr = "?"                    # host:port of the other end, for logs
         self.observed_host = ""
@@ -324,6 +324,7 @@ class Link(asyncio.Protocol):
     def _ready(self) -> None:
         self.state = READY
         self.reader.max_pending_bytes = self.cluster.frame_limit_bytes()
+        self.reader.max_elements = m.MAX_FRAME_ELEMENTS
 
     # -- after the handshake ---------------------------------------------------
 

@@ -53,6 +53,7 @@ from . import messages as m
 log = logging.getLogger("repram.cluster")
 
 FLUSH_BYTES = 1024 * 1024          # flush a turn's batch early past this size
+MAX_BATCH_ENTRIES = 65536          # ... or entries: receivers cap a frame's count (messages.py)
 CATCHUP_CHUNK_KEYS = 1000          # keys examined per catch-up chunk
 CATCHUP_CHUNK_BYTES = 1024 * 1024  # key+value bytes per catch-up frame
 # Replicated TTLs are checked against this node's min-ttl / max-ttl with a
@@ -204,7 +205,7 @@ class Replicator:
         if not self._scheduled:
             self._scheduled = True
             self.cluster.loop.call_soon(self.flush)
-        elif self._bytes > FLUSH_BYTES:
+        elif self._bytes > FLUSH_BYTES or len(self._parts) >= MAX_BATCH_ENTRIES:
             self.flush()
 
     def flush(self) -> None:
