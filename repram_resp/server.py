@@ -175,9 +175,38 @@ class Server:
         self.clients.pop(client.id, None)
         self.pubsub.drop_client(client)
 
+    def client_memory(self, c: Client) -> int:
+        """Query + output buffer bytes of one client (issue 7)."""
+        t = c.transport
+        out = t.get_write_buffer_size() if t is not None and not c.closed else 0
+        return c.parser.held_bytes + out + c._push_bytes
+
+    def clients_memory(self) -> int:
+        return sum(self.client_memory(c) for c in list(self.clients.values()))
+
+    def enforce_clients_memory(self) -> int:
+        """maxmemory-clients, as Redis 7: while all clients' buffers exceed
+        it, close the client using the most.  Returns how many were closed."""
+        limit = self.config.maxmemory_clients_bytes
+        if not limit:
+            return 0
+        sized = [(self.client_memory(c), c) for c in list(self.clients.values())]
+        total = sum(n for n, _ in sized)
+        closed = 0
+        if total > limit:
+            sized.sort(key=lambda x: x[0], reverse=True)
+            for n, c in sized:
+                if total <= limit or n == 0:
+                    break
+                self.client_cut(c, "client memory over maxmemory-clients (%d bytes)" % limit)
+                total -= n
+                closed += 1
+        return closed
+
     async def _idle_loop(self) -> None:
         while True:
             await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+            self.enforce_clients_memory()
             limit = self.config.timeout_s
             if not limit:
                 continue
@@ -333,17 +362,23 @@ class Server:
         ]
 
     def _info_clients(self):
+        qbuf = max((c.parser.held_bytes for c in self.clients.values()), default=0)
         return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
+                ("client_recent_max_input_buffer", qbuf),
+                ("clients_memory", self.clients_memory()),
                 ("blocked_clients", 0), ("pubsub_clients",
                                          sum(1 for c in self.clients.values() if c.channels or c.patterns))]
 
     def _info_memory(self):
         ks = self.keyspace
-        used = ks.used_bytes
+        clients = self.clients_memory()
+        used = ks.used_bytes + clients      # issue 7: client buffers are in the books
         mm = self.config.maxmemory_bytes
         return [("used_memory", used), ("used_memory_human", human(used)),
                 ("used_memory_rss", rss_bytes()), ("used_memory_rss_human", human(rss_bytes())),
-                ("used_memory_dataset", used), ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("used_memory_dataset", ks.used_bytes), ("mem_clients_normal", clients),
+                ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("maxmemory_clients", self.config.maxmemory_clients_bytes),
                 ("maxmemory_policy", "noeviction"), ("mem_allocator", "pymalloc"),
                 ("entry_overhead_bytes", _overhead())]
 
