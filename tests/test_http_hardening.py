@@ -277,3 +277,39 @@ def test_http_over_tls(make_server, cert):
 
 def test_http_port_off_by_default(server):
     assert server.server.http is None
+
+
+def test_protected_mode_applies_to_the_http_port(node):
+    """Without requirepass only loopback clients are served, as on RESP."""
+    from repram_resp.http.protocol import HttpConnection
+
+    class T:
+        out = b""
+        closed = False
+
+        def get_extra_info(self, k):
+            return ("10.1.2.3", 5555)
+
+        def set_write_buffer_limits(self, high):
+            pass
+
+        def write(self, d):
+            self.out += d
+
+        def close(self):
+            self.closed = True
+
+    def attempt():
+        t = T()
+        c = HttpConnection(node.server.http)
+        c.connection_made(t)
+        node.server.http.unregister(c)
+        return t
+    t = node.call(attempt)
+    assert t.out.startswith(b"HTTP/1.1 403 ") and b"protected mode" in t.out and t.closed
+    node.server.config.protected_mode = False
+    try:
+        t = node.call(attempt)
+        assert t.out == b"" and not t.closed
+    finally:
+        node.server.config.protected_mode = True
