@@ -171,10 +171,14 @@ def main() -> int:
         for name, srv in (("redis", redis), ("ours", ours)):
             for test, cmd in (("SET", ["SET", "key:__rand_int__", "x" * 64, "EX", "600"]),
                               ("GET", ["GET", "key:__rand_int__"])):
-                rs = [run_redis_benchmark(srv.port, cmd, requests=a.resp_requests, clients=50,
-                                          pipeline=1, cpus=a.client_cpu) for _ in range(a.runs)]
+                rs, cpus = [], []
+                for _ in range(a.runs):
+                    c0 = srv.cpu_seconds()
+                    rs.append(run_redis_benchmark(srv.port, cmd, requests=a.resp_requests, clients=50,
+                                                  pipeline=1, cpus=a.client_cpu))
+                    cpus.append((srv.cpu_seconds() - c0) * 1e6 / a.resp_requests)
                 results["resp"][(name, test)] = (median(r.rps for r in rs), median(r.p50_ms for r in rs),
-                                                 median(r.p99_ms for r in rs))
+                                                 median(r.p99_ms for r in rs), median(cpus))
         ours_cpu = ours.cpu_seconds()
     finally:
         ours.stop()
@@ -197,16 +201,16 @@ def main() -> int:
     put_rps, get_rps = med(results["put"], "rps"), med(results["get"], "rps")
     lines = ["## Issue 9: REPRAM's HTTP API (wrk) beside RESP, and MCP round trips "
              "(%s)" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), ""]
-    lines += ["| Workload | ours ops/s | p50 / p99 ms | server CPU µs/req | vs REPRAM TS node | same-run RESP: ours ops/s (p50 / p99) | same-run RESP: redis-server ops/s (p50 / p99) |",
+    lines += ["| Workload | ours ops/s | p50 / p99 ms | server CPU µs/req | vs REPRAM TS node | same-run RESP -P 1: ours ops/s (p50 / p99 ms), CPU | same-run RESP -P 1: redis-server ops/s (p50 / p99 ms), CPU |",
               "|---|---|---|---|---|---|---|"]
     for label, rows, ts, test in (("HTTP PUT (64 B, X-TTL)", results["put"], REPRAM_TS_PUT, "SET"),
                                   ("HTTP GET", results["get"], REPRAM_TS_GET, "GET")):
         o = results["resp"][("ours", test)]
         r = results["resp"][("redis", test)]
-        lines.append("| %s | %.0f | %.2f / %.2f | %.1f | %.2fx of %dk | %s: %.0f (%.2f / %.2f) | %.0f (%.2f / %.2f) |" % (
+        lines.append("| %s | %.0f | %.2f / %.2f | %.1f | %.2fx of %dk | %s: %.0f (%.2f / %.2f), %.1f µs/op | %.0f (%.2f / %.2f), %.1f µs/op |" % (
             label, med(rows, "rps"), med(rows, "p50"), med(rows, "p99"), med(rows, "cpu_us"),
             med(rows, "rps") / ts, ts // 1000,
-            "SET EX" if test == "SET" else test, o[0], o[1], o[2], r[0], r[1], r[2]))
+            "SET EX" if test == "SET" else test, o[0], o[1], o[2], o[3], r[0], r[1], r[2], r[3]))
     bad = "%d PUT / %d GET" % (sum(r["non2xx"] for r in results["put"]),
                                sum(r["non2xx"] for r in results["get"]))
     lines += ["", "Medians of %d run(s). HTTP: `wrk -t1 -c50 -d%ds --latency` with a Lua script (PUT: "
