@@ -313,3 +313,36 @@ def test_protected_mode_applies_to_the_http_port(node):
         assert t.out == b"" and not t.closed
     finally:
         node.server.config.protected_mode = True
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from([
+    b"GET ", b"PUT ", b"HEAD ", b"/v1/data/", b"k%2F", b"%zz", b" HTTP/1.1\r\n", b" HTTP/1.0\r\n",
+    b"Host: x\r\n", b"Content-Length: 3\r\n", b"Content-Length: 999\r\n", b"Transfer-Encoding: chunked\r\n",
+    b"Expect: 100-continue\r\n", b"\r\n", b"\n", b"abc", b"3\r\nabc\r\n", b"0\r\n\r\n", b"\x00\xff",
+    b"X-Long: " + b"v" * 300 + b"\r\n",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=40), st.lists(st.integers(1, 64), min_size=1, max_size=20))
+def test_parser_never_raises_and_stops_after_an_error(pieces, cuts):
+    data = b"".join(pieces)
+    p = wire.RequestParser(256, 8, 100)
+    events, i, k = [], 0, 0
+    while i < len(data):
+        step = cuts[k % len(cuts)]
+        events += p.feed(data[i:i + step])
+        i += step
+        k += 1
+    errors = [e for e in events if isinstance(e, wire.HttpError)]
+    assert len(errors) <= 1 and (not errors or events[-1] is errors[0])
+    assert all(isinstance(e, wire.Request) or e is wire.EXPECT_CONTINUE or e is errors[0] for e in events)
+    for e in events:
+        if isinstance(e, wire.Request):
+            assert len(e.body) <= 100
+    # The same bytes in one read give the same requests.
+    whole = wire.RequestParser(256, 8, 100).feed(data)
+    assert [summary([e]) for e in whole if isinstance(e, wire.Request)] == \
+        [summary([e]) for e in events if isinstance(e, wire.Request)]
