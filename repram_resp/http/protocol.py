@@ -127,8 +127,8 @@ class HttpConnection(asyncio.Protocol):
             if ev.__class__ is Request and ev.keep_alive:
                 r = self.api.handle(ev)
                 if r.__class__ is bytes:
-                    self.transport.write(r)
-                    if self.reading_paused and not self.closing:
+                    self.transport.write(r)     # may pause_writing (and reading) at once
+                    if self.reading_paused and not self.paused_writing:
                         self._resume_reading()
                     return
                 self._start_pending(r, True)
