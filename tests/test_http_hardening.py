@@ -346,3 +346,48 @@ def test_parser_never_raises_and_stops_after_an_error(pieces, cuts):
     whole = wire.RequestParser(256, 8, 100).feed(data)
     assert [summary([e]) for e in whole if isinstance(e, wire.Request)] == \
         [summary([e]) for e in events if isinstance(e, wire.Request)]
+
+
+def test_flow_control_holds_on_the_one_request_fast_path(node):
+    """A read of one GET whose answer fills the transport pauses reading,
+    and it stays paused until the client drains (fake transport)."""
+    from repram_resp.http.protocol import WRITE_BUFFER_HIGH_BYTES, HttpConnection
+
+    class T:
+        def __init__(self):
+            self.size = 0
+            self.reading = True
+
+        def get_extra_info(self, k):
+            return ("127.0.0.1", 5555)
+
+        def set_write_buffer_limits(self, high):
+            pass
+
+        def write(self, d):
+            self.size += len(d)
+            if self.size > WRITE_BUFFER_HIGH_BYTES:
+                self.conn.pause_writing()
+
+        def pause_reading(self):
+            self.reading = False
+
+        def resume_reading(self):
+            self.reading = True
+
+    def run():
+        t = T()
+        c = t.conn = HttpConnection(node.server.http)
+        c.connection_made(t)
+        node.server.keyspace.put(b"fc:big", b"q" * (3 << 20), node.server.clock() + 60_000, None,
+                                 node.server.clock())
+        c.data_received(b"GET /v1/data/fc:big HTTP/1.1\r\n\r\n")
+        first = t.reading
+        c.data_received(b"GET /v1/data/fc:big HTTP/1.1\r\n\r\n")
+        paused = (t.reading, c.paused_writing)
+        t.size = 0
+        c.resume_writing()
+        node.server.http.unregister(c)
+        return first, paused, t.reading
+    first, paused, after = node.call(run)
+    assert first is True and paused == (False, True) and after is True
