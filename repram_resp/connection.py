@@ -235,7 +235,8 @@ class Client(asyncio.Protocol):
                 # nothing gating this client.
                 cmd = _TABLE_GET(argv[0])
                 if cmd is not mark:
-                    t_run = stats.end_run(self, run_cmd, cmds, run_lo, i - 1, t_run)
+                    if run_lo != i - 1:     # the run before this command is not empty
+                        t_run = stats.end_run(self, run_cmd, cmds, run_lo, i - 1, t_run)
                     run_cmd = self.cur_cmd = cmd
                     run_lo = i - 1
                     mark = _EACH if stats.instrumented else cmd
@@ -267,13 +268,28 @@ class Client(asyncio.Protocol):
                         self._out = None
                         self._suspended = (cmds, i)
                         return
-            stats.end_run(self, run_cmd, cmds, run_lo, i, t_run)
+            # stats.end_run(self, run_cmd, cmds, run_lo, i, t_run), its common
+            # case inlined (this runs once per batch; the method call alone
+            # is ~170 ns, a third of the whole cost of command statistics).
+            k = i - run_lo
+            if run_cmd is not None and k > 0:
+                d = _perf_ns() - t_run
+                run_cmd.calls += k
+                run_cmd.ns += d
+                m = d // k
+                bl = m.bit_length()
+                run_cmd.hist[(bl << 2) + ((m >> (bl - 3)) & 3) if bl >= 3 else m] += k
+                if m >= stats.watch_ns or stats.monitors:
+                    stats.after_run(self, run_cmd, cmds, run_lo, i, m)
             self.cur_cmd = None
             self._out = None
             if cmd is not None:
                 self.last_cmd = cmd      # for CLIENT LIST: the batch's last command
             if out:
-                self._write(out[0] if len(out) == 1 else b"".join(out))
+                data = out[0] if len(out) == 1 else b"".join(out)
+                stats.net_out += len(data)      # self._write(data), inlined
+                stats.writes += 1
+                self.transport.write(data)
             if self.close_after_reply:
                 self.transport.close()
                 self.closed = True
