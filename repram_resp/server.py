@@ -351,6 +351,7 @@ class Server:
                 ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
+                ("pubsubshard_channels", len(self.pubsub.shard_channels)),
                 ("total_error_replies", self.stat_errors),
                 ("tracking_total_keys", len(self.tracking.table)),
                 ("tracking_total_items", self.tracking.items),
