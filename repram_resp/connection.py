@@ -573,16 +573,20 @@ class Client(asyncio.Protocol):
     def info_line(self, now_ms: int) -> str:
         t = time.monotonic()
         return ("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d "
-                "ssub=0 multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
-                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s"
+                "ssub=%d multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s"
                 % (self.id, self.addr, self.laddr, self.name.decode("utf-8", "replace"),
                    int(t - self.created), int(t - self.last_active),
                    ("x" if self.multi is not None else "") + ("P" if self.channels or self.patterns
-                                                              else "") or "N",
-                   len(self.channels), len(self.patterns),
+                                                              or self.shard_channels else "")
+                   + ("t" if self.tracking is not None else "")
+                   + ("R" if self.tracking is not None and self.tracking.broken else "")
+                   + ("B" if self.tracking is not None and self.tracking.bcast else "") or "N",
+                   len(self.channels), len(self.patterns), len(self.shard_channels),
                    -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
                    self.transport.get_write_buffer_size() if self.transport else 0,
-                   self.last_cmd.name if self.last_cmd is not None else "NULL", self.enc.version, self.lib_name.decode("utf-8", "replace"),
+                   self.last_cmd.name if self.last_cmd is not None else "NULL",
+                   self.tracking.redirect if self.tracking is not None else -1, self.enc.version, self.lib_name.decode("utf-8", "replace"),
                    self.lib_ver.decode("utf-8", "replace")))
 
 

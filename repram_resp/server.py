@@ -273,8 +273,12 @@ class Server:
                             or self.pubsub.wants("$") or self.pubsub.wants("g"))
         # Keyspace-level hook (every write: local, replicated, HTTP): only
         # while a client tracks keys or someone listens for 'new'.
-        self.keyspace.on_write = (self._on_write if self.tracking.clients or self.pubsub.wants("n")
-                                  else None)
+        tracking, new = self.tracking.clients, self.pubsub.wants("n")
+        ks = self.keyspace
+        ks.on_write = self._on_write if tracking or new else None
+        # Only default-mode tracking: just the keys some client cached matter.
+        ks.write_filter = (self.tracking.table if tracking and not new and not self.tracking.prefixes
+                           else None)
 
     def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
         """After every successful local write (ttl_given: the command set the
@@ -470,6 +474,7 @@ class Server:
                 ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
+                ("pubsubshard_channels", len(self.pubsub.shard_channels)),
                 ("total_error_replies", self.stat_errors),
                 ("tracking_total_keys", len(self.tracking.table)),
                 ("tracking_total_items", self.tracking.items),
