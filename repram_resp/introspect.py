@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from .commands import hist_bucket
 
 _perf_ns = time.perf_counter_ns
 
@@ -127,13 +126,19 @@ class Stats:
         cmd.calls += n
         cmd.ns += d
         mean = d // n
-        cmd.hist[hist_bucket(mean)] += n
+        bl = mean.bit_length()      # hist_bucket(mean), inlined: this runs once per batch
+        cmd.hist[(bl << 2) + ((mean >> (bl - 3)) & 3) if bl >= 3 else mean] += n
+        if mean >= self.watch_ns or self.monitors:
+            self.after_run(client, cmd, cmds, lo, hi, mean)
+        return t1
+
+    def after_run(self, client, cmd, cmds: list, lo: int, hi: int, mean: int) -> None:
+        """The rare part of end_run: a slow run, or MONITOR clients to feed."""
         if mean >= self.watch_ns:
             self._slow(client, cmd, cmds[hi - 1], mean)
         if self.monitors and client.authenticated:
             for argv in cmds[lo:hi]:
                 self.feed_monitors(client, cmd, argv)
-        return t1
 
     def count_error(self, msg: str) -> None:
         kind = msg.split(" ", 1)[0]
@@ -220,8 +225,11 @@ class Stats:
 
     # -- memory --------------------------------------------------------------
 
-    def sample_memory(self) -> int:
-        used = self.server.keyspace.used_bytes
+    def sample_memory(self, used: int | None = None) -> int:
+        """Note ``used`` (default: the keyspace plus the last sampled client
+        buffers) in the peak; returns the peak."""
+        if used is None:
+            used = self.server.keyspace.used_bytes + self.client_buffers
         if used > self.mem_peak:
             self.mem_peak = used
-        return used
+        return self.mem_peak

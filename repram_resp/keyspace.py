@@ -107,6 +107,10 @@ class Keyspace:
         # caching invalidation and the 'new' keyspace event.  None (one
         # attribute check per write) while nobody needs it.
         self.on_write: Callable[[bytes, bool], None] | None = None
+        # When not None, on_write is called only for keys in this container
+        # (client tracking: the keys some client cached), saving the call on
+        # every other write.
+        self.write_filter = None
         # Called with a new bucket's deadline (ms) so the reclaimer can wake
         # earlier than it planned.
         self.on_new_bucket: Callable[[int], None] | None = None
@@ -176,7 +180,7 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
-            if self.on_write is not None:
+            if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
                 self.on_write(key, True)
             return
         delta = len(value) - len(old[0])
@@ -218,7 +222,7 @@ class Keyspace:
                 else:
                     x.add(key)
         data[key] = (value, deadline, version, sched)
-        if self.on_write is not None:
+        if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
             self.on_write(key, created)
 
     def _ext_drop(self, b: int, key: bytes) -> None:

@@ -160,7 +160,9 @@ class Api:
     def __init__(self, front):
         self.front = front
         self.server = front.server
-        self.stats: dict[int, int] = {}     # responses by status code
+        # Responses by status code (the usual ones present, so the hot paths
+        # can just add).
+        self.stats: dict[int, int] = dict.fromkeys((200, 201, 202, 404), 0)
         self.started = time.time()
 
     # -- entry point -------------------------------------------------------------
@@ -253,9 +255,12 @@ class Api:
         ks.hits += 1
         value, deadline, version = e[0], e[1], e[2]
         created = version >> VERSION_SHIFT
-        meta = b"X-Created-At: %s\r\nX-Original-TTL: %d\r\nX-Remaining-TTL: %d\r\n" % (
-            iso_ms(created), (deadline - created + 500) // 1000, max(0, (deadline - now) // 1000))
-        return self._reply(200, common + meta, OCTETS, value, head)
+        self.stats[200] += 1
+        # The hottest answer, built in one step (wire.response's layout).
+        return b"HTTP/1.1 200 OK\r\n%sX-Created-At: %s\r\nX-Original-TTL: %d\r\nX-Remaining-TTL: " \
+            b"%d\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s" % (
+                common, iso_ms(created), (deadline - created + 500) // 1000,
+                max(0, (deadline - now) // 1000), len(value), b"" if head else value)
 
     def ttl_ms(self, req, query: dict) -> int:
         """The TTL a PUT gets: ``?ttl=`` else ``X-TTL`` (REPRAM's rules)."""
@@ -278,7 +283,9 @@ class Api:
 
     def _status_reply(self, status, common: bytes) -> bytes:
         if status == 201:
-            return self._reply(201, common, TEXT, b"OK\n", False)
+            self.stats[201] += 1
+            return b"HTTP/1.1 201 Created\r\n%sContent-Type: text/plain; charset=utf-8\r\n" \
+                b"Content-Length: 3\r\n\r\nOK\n" % common
         if status == 202:
             return self._reply(202, common, TEXT, b"Accepted (quorum pending)\n", False)
         if status == 507:

@@ -70,6 +70,16 @@ class HttpConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
         peer = transport.get_extra_info("peername")
         self.addr = "%s:%s" % (peer[0], peer[1]) if isinstance(peer, tuple) else str(peer)
+        if self.front.server.protected_refuses(peer):
+            # protected-mode, as on the RESP port: without requirepass only
+            # loopback clients are served (protected-mode no opens it, as REPRAM is).
+            transport.write(response(403, self.front.common, b"Content-Type: text/plain\r\n",
+                                     b"Forbidden: protected mode is on and no requirepass is set; "
+                                     b"only loopback clients are served (protected-mode no opens the "
+                                     b"node to the network)\n", close=True))
+            transport.close()
+            self.closed = True
+            return
         if not self.front.register(self):
             transport.write(response(503, self.front.common, b"", b"Too many connections\n",
                                      close=True))
@@ -117,8 +127,8 @@ class HttpConnection(asyncio.Protocol):
             if ev.__class__ is Request and ev.keep_alive:
                 r = self.api.handle(ev)
                 if r.__class__ is bytes:
-                    self.transport.write(r)
-                    if self.reading_paused and not self.closing:
+                    self.transport.write(r)     # may pause_writing (and reading) at once
+                    if self.reading_paused and not self.paused_writing:
                         self._resume_reading()
                     return
                 self._start_pending(r, True)
