@@ -26,11 +26,15 @@ receiver, as for SYNC):
   frames of up to ``RANGES_PER_FRAME``, the same frames to every peer taking
   part (one walk serves them all); the last frame says so.
 * The peer computes its own digest of each range and, where they differ,
-  sends every key it has in the range: live entries as ``CU 0`` entries,
-  the rest (floors, expired entries) as ``FL`` floors.  The receiver applies
-  them as always -- last writer wins, floors drop older values -- so a
-  spurious difference (a key written between the two walks) costs a few
-  bytes and changes nothing.  After the last frame it answers ``AEEND``.
+  sends the range's *summary*: ``(key, top version)`` of every key it has
+  there (``AES``).  After the last frame it answers ``AEEND``.
+* The node asks (``AEGET``) for the keys whose version in the summary is
+  newer than its own; the peer sends them -- live entries as ``CU 0``
+  entries, the rest (floors, expired entries) as ``FL`` floors -- and they
+  are applied as always: last writer wins, floors drop older values.  So a
+  spurious difference (a key written between the two walks: under a heavy
+  write load nearly every range differs by some in-flight write) costs a
+  summary, not the range's values.
 * The node repairs itself from its peers; its peers, running their own
   rounds, repair themselves from it.  A difference present when a round
   starts is therefore repaired by the end of that round, so divergence
@@ -39,10 +43,10 @@ receiver, as for SYNC):
 Work per loop turn is bounded on both sides: at most ``CHUNK_KEYS`` keys are
 hashed or sent before yielding, and sending waits for the link to drain.
 A round starts only when the previous one was answered by every peer taking
-part (or timed out), and rounds are paced so that walking the keyspace --
-our walk plus each peer's walk of our keys for its own rounds -- uses at most
-about ``1 / PACE_FACTOR`` of the loop: the next round waits at least
-``PACE_FACTOR * (1 + peers) * last walk``.  Big keyspaces get a longer
+part (or timed out), and rounds are paced so that anti-entropy -- our walk
+plus answering each peer's rounds -- uses at most about ``1 / PACE_FACTOR``
+of the CPU: the next round waits at least ``PACE_FACTOR`` times the CPU time
+it cost since the previous round began.  Big keyspaces get a longer
 effective interval (measured: ~0.8 us per key walked, so with 2 peers the
 interval stays at its 2 s default up to ~80,000 keys; INFO shows the last
 walk and round durations).
@@ -66,9 +70,11 @@ log = logging.getLogger("repram.cluster")
 RANGE_KEYS = 128            # keys summarised by one digest
 RANGES_PER_FRAME = 32       # digests per AE frame
 CHUNK_KEYS = 2000           # keys hashed or sent per loop turn, at most
-PACE_FACTOR = 10            # a round's walk uses at most ~1/PACE_FACTOR of the time
+PACE_FACTOR = 20            # anti-entropy uses at most ~1/PACE_FACTOR of the CPU
 ROUND_TIMEOUT_S = 30.0      # a peer that never answers a round no longer holds the next
-QUEUE_FRAMES_MAX = 100_000  # AE frames a peer may have queued with us
+QUEUE_FRAMES_MAX = 100_000  # AE / AEGET frames a peer may have queued with us
+FETCH_KEYS = 1000           # keys per AEGET frame
+SETTLE_MS = 500             # versions younger than this are in flight: left out of digests
 
 
 def _chunk(ks, lo: bytes, lo_inclusive: bool, hi, n: int):
@@ -105,8 +111,11 @@ def _bisect_right(keys: list, x: bytes) -> int:
 
 def summary_bytes(ks, keys, now: int) -> bytes:
     """The bytes a range digest hashes for these keys (in order): the keys,
-    their lengths and their top versions (keys whose only floor retired are
-    left out).  Versions fit 64 bits until the year 10889; a bigger one (a
+    their lengths and their top versions.  Left out: keys whose only floor
+    retired, and keys whose top version is younger than SETTLE_MS -- a write
+    that recent is normally still on its way to the peer, and counting it
+    would make nearly every range differ under a write load (it is compared
+    in the next round).  Versions fit 64 bits until the year 10889; a bigger one (a
     wild peer clock) falls back to decimal text."""
     data = ks.data
     floors = ks.floors
@@ -122,6 +131,10 @@ def summary_bytes(ks, keys, now: int) -> bytes:
             keys, vs = [k for k, _ in pairs], [v for _, v in pairs]
     else:
         vs = [data[k][2] for k in keys]
+    cutoff = (now - SETTLE_MS) << 16
+    if vs and max(vs) > cutoff:
+        pairs = [(k, v) for k, v in zip(keys, vs) if v <= cutoff]
+        keys, vs = [k for k, _ in pairs], [v for _, v in pairs]
     try:
         tail = array("Q", vs).tobytes()
     except OverflowError:
@@ -169,10 +182,13 @@ class AntiEntropy:
         self.next_at = 0.0               # monotonic: earliest next round
         self.stats = dict.fromkeys((
             "rounds", "ranges_sent", "ranges_differing_served", "keys_sent", "floors_sent",
-            "ranges_repaired_here", "floors_received", "floors_applied"), 0)
+            "ranges_repaired_here", "floors_received", "floors_applied", "summary_keys_sent",
+            "summary_keys_received", "keys_fetched"), 0)
         self.last_walk_ms = 0.0
         self.last_round_ms = 0.0
         self.last_links = 0
+        self.busy_s = 0.0                # CPU spent on anti-entropy since the last round began
+        self.last_busy_ms = 0.0
 
     # -- receiver: rounds -----------------------------------------------------
 
@@ -207,9 +223,11 @@ class AntiEntropy:
 
     def _round_over(self, now: float) -> None:
         self.last_round_ms = (now - self.round_started) * 1000.0
-        # Each peer walks our keys once per round of its own, as we do: the
-        # whole cost of a round here is about (1 + peers) walks.
-        pace = self.last_walk_ms / 1000.0 * PACE_FACTOR * (1 + self.last_links)
+        # Everything anti-entropy cost us since the last round began -- our
+        # walk, and answering the peers' rounds -- sets the pace.
+        pace = self.busy_s * PACE_FACTOR
+        self.last_busy_ms = self.busy_s * 1000.0
+        self.busy_s = 0.0
         self.next_at = now + max(self.interval_s(), pace)
 
     async def _round(self, links) -> None:
@@ -257,6 +275,7 @@ class AntiEntropy:
             log.exception("anti-entropy round failed")
         finally:
             self.last_walk_ms = walk_s * 1000.0
+            self.busy_s += walk_s
             self.task = None
             if not self.pending:
                 self._round_over(time.monotonic())
@@ -305,18 +324,63 @@ class AntiEntropy:
         if link.ae_task is None:
             link.ae_task = asyncio.ensure_future(self._serve(link))
 
+    def on_aeget(self, link, f: list) -> None:
+        keys = m.decode_aeget(f)
+        if link.peer is None or link.peer.enclave != self.cluster.enclave or not keys:
+            return
+        q = link.ae_queue
+        if q is None:
+            q = link.ae_queue = deque()
+        if len(q) >= QUEUE_FRAMES_MAX:
+            raise m.MessageError("AEGET: more than %d frames queued" % QUEUE_FRAMES_MAX)
+        q.append((None, False, keys))
+        if link.ae_task is None:
+            link.ae_task = asyncio.ensure_future(self._serve(link))
+
+    def on_summary(self, link, f: list) -> None:
+        """AES: the peer's (key, version) for a range that differs; fetch
+        what it has newer than we do."""
+        _rid, pairs = m.decode_summary(f)
+        if link.peer is None or link.peer.enclave != self.cluster.enclave:
+            return
+        t = time.thread_time()
+        top = self.server.keyspace.top_version
+        want = [k for k, v in pairs if v > top(k)]
+        self.busy_s += time.thread_time() - t
+        self.stats["summary_keys_received"] += len(pairs)
+        for i in range(0, len(want), FETCH_KEYS):
+            link.write(m.encode_aeget(want[i:i + FETCH_KEYS]))
+        self.stats["keys_fetched"] += len(want)
+
     async def _serve(self, link) -> None:
         q = link.ae_queue
         differing = keys = floors = 0
         try:
             while q and link.state == "ready":
                 rid, last, ranges = q.popleft()
-                for lo, hi, dig in ranges:
+                if rid is None:                 # AEGET: the keys themselves
+                    t = time.thread_time()
+                    k, fl = self._send_keys(link, ranges)
+                    self.busy_s += time.thread_time() - t
+                    keys += k
+                    floors += fl
+                    if link.paused:
+                        await link.drained()
+                    else:
+                        await asyncio.sleep(0)
+                    continue
+                for j, (lo, hi, dig) in enumerate(ranges):
                     if await self._digest(lo, hi) != dig:
                         differing += 1
-                        k, fl = await self._send_range(link, lo, hi)
-                        keys += k
-                        floors += fl
+                        await self._send_summary(link, rid, lo, hi)
+                    if j % 8 == 7:
+                        # ~1,000 keys per turn: a frame's ranges, or a queue
+                        # of frames, must not run in one loop turn.
+                        if link.paused:
+                            await link.drained()
+                        else:
+                            await asyncio.sleep(0)
+                await asyncio.sleep(0)
                 if last:
                     link.write(m.frame(m.AEEND, rid, differing, keys, floors))
                     self.stats["ranges_differing_served"] += differing
@@ -334,57 +398,77 @@ class AntiEntropy:
         h = new_digest()
         cur, inclusive = lo, True
         while True:
+            t = time.thread_time()
             keys, complete = _chunk(ks, cur, inclusive, hi, CHUNK_KEYS)
             h.update(summary_bytes(ks, keys, self.server.clock()))
+            self.busy_s += time.thread_time() - t
             if complete or not keys:
                 return h.digest()
             cur, inclusive = keys[-1], False
             await asyncio.sleep(0)
 
-    async def _send_range(self, link, lo: bytes, hi):
+    async def _send_summary(self, link, rid: int, lo: bytes, hi) -> None:
         ks = self.server.keyspace
-        limit = link.remote_max_bulk
-        chunk_bytes = min(CATCHUP_CHUNK_BYTES,
-                          self.server.config.cluster_peer_queue_limit_bytes // 4)
         cur, inclusive = lo, True
-        sent_keys = sent_floors = 0
         while link.state == "ready":
             keys, complete = _chunk(ks, cur, inclusive, hi, CHUNK_KEYS)
             now = self.server.clock()
-            data = ks.data
-            entries, fls = [], []
-            nbytes = 0
+            data, floors, floor_of = ks.data, ks.floors, ks.floor_of
+            cutoff = (now - SETTLE_MS) << 16
+            parts = []
             for k in keys:
                 e = data.get(k)
-                f = ks.floor_of(k, now) if k in ks.floors else 0
-                if e is not None and e[2] > f:
-                    if now <= e[1]:
-                        v = e[0]
-                        if len(v) > limit or len(k) > limit:
-                            continue
-                        entries.append(m.entry(k, v, e[1], e[2]))
-                        nbytes += len(k) + len(v)
-                        if nbytes >= chunk_bytes:
-                            link.write(m.cu_head(0, len(entries)) + b"".join(entries))
-                            sent_keys += len(entries)
-                            entries, nbytes = [], 0
-                        continue
-                    f = e[2]
-                if f:
-                    fls.append(m.floor_entry(k, f))
-            if entries:
-                link.write(m.cu_head(0, len(entries)) + b"".join(entries))
-                sent_keys += len(entries)
-            if fls:
-                link.write(m.floors_head(len(fls)) + b"".join(fls))
-                sent_floors += len(fls)
+                f = floor_of(k, now) if k in floors else 0
+                v = e[2] if e is not None and e[2] > f else f
+                if v and v <= cutoff:
+                    parts.append(m.floor_entry(k, v))
+            if parts:
+                link.write(m.summary_head(rid, len(parts)) + b"".join(parts))
+                self.stats["summary_keys_sent"] += len(parts)
             if complete or not keys:
-                break
+                return
             cur, inclusive = keys[-1], False
             if link.paused:
                 await link.drained()
             else:
                 await asyncio.sleep(0)
+
+    def _send_keys(self, link, keys: list):
+        """Entries (live) and floors (the rest) of the keys a peer asked for
+        (at most FETCH_KEYS: one loop turn's worth)."""
+        ks = self.server.keyspace
+        now = self.server.clock()
+        limit = link.remote_max_bulk
+        chunk_bytes = min(CATCHUP_CHUNK_BYTES,
+                          self.server.config.cluster_peer_queue_limit_bytes // 4)
+        sent_keys = sent_floors = 0
+        data, floors = ks.data, ks.floors
+        entries, fls = [], []
+        nbytes = 0
+        for k in keys[:FETCH_KEYS]:
+            e = data.get(k)
+            f = ks.floor_of(k, now) if k in floors else 0
+            if e is not None and e[2] > f:
+                if now <= e[1]:
+                    v = e[0]
+                    if len(v) > limit or len(k) > limit:
+                        continue
+                    entries.append(m.entry(k, v, e[1], e[2]))
+                    nbytes += len(k) + len(v)
+                    if nbytes >= chunk_bytes:
+                        link.write(m.cu_head(0, len(entries)) + b"".join(entries))
+                        sent_keys += len(entries)
+                        entries, nbytes = [], 0
+                    continue
+                f = e[2]
+            if f:
+                fls.append(m.floor_entry(k, f))
+        if entries:
+            link.write(m.cu_head(0, len(entries)) + b"".join(entries))
+            sent_keys += len(entries)
+        if fls:
+            link.write(m.floors_head(len(fls)) + b"".join(fls))
+            sent_floors += len(fls)
         self.stats["keys_sent"] += sent_keys
         self.stats["floors_sent"] += sent_floors
         return sent_keys, sent_floors
@@ -397,11 +481,15 @@ class AntiEntropy:
             ("repl_anti_entropy_rounds", st["rounds"]),
             ("repl_anti_entropy_last_round_ms", "%.1f" % self.last_round_ms),
             ("repl_anti_entropy_last_walk_ms", "%.1f" % self.last_walk_ms),
+            ("repl_anti_entropy_last_cpu_ms", "%.1f" % self.last_busy_ms),
             ("repl_anti_entropy_ranges_sent", st["ranges_sent"]),
             ("repl_anti_entropy_ranges_repaired", st["ranges_repaired_here"]),
             ("repl_anti_entropy_ranges_served", st["ranges_differing_served"]),
             ("repl_anti_entropy_keys_sent", st["keys_sent"]),
             ("repl_anti_entropy_floors_sent", st["floors_sent"]),
+            ("repl_anti_entropy_summary_keys_sent", st["summary_keys_sent"]),
+            ("repl_anti_entropy_summary_keys_received", st["summary_keys_received"]),
+            ("repl_anti_entropy_keys_fetched", st["keys_fetched"]),
             ("repl_floors_received", st["floors_received"]),
             ("repl_floors_applied", st["floors_applied"]),
             ("version_floors", len(ks.floors)),

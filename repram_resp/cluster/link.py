@@ -85,6 +85,7 @@ class Link(asyncio.Protocol):
         self.catchup_task = None
         self.converted = None              # [(key, version, sender deadline)] while the clock is poor
         self.converted_adjust = 0
+        self.recorrected_at = 0.0
         self.ae_queue = None               # anti-entropy frames the peer asked us to answer
         self.ae_task = None
         # Receiver side (acceptor): the peer's stream on this link.
@@ -392,6 +393,14 @@ class Link(asyncio.Protocol):
             if not self.dialer:
                 raise m.MessageError("anti-entropy request on the receiver's own link")
             c.antientropy.on_ae(self, f)
+        elif kind == m.AES:
+            if self.dialer:
+                raise m.MessageError("anti-entropy summary on the sender's own link")
+            c.antientropy.on_summary(self, f)
+        elif kind == m.AEGET:
+            if not self.dialer:
+                raise m.MessageError("anti-entropy fetch on the receiver's own link")
+            c.antientropy.on_aeget(self, f)
         elif kind == m.AEEND:
             if self.dialer:
                 raise m.MessageError("anti-entropy answer on the sender's own link")

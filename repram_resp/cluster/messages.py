@@ -51,6 +51,8 @@ SYNCED = b"SYNCED"      # receiver -> sender: catch-up applied
 FLOORS = b"FL"          # sender -> receiver: version floors (key, version pairs)
 AE = b"AE"              # receiver -> sender: digests of key ranges (anti-entropy)
 AEEND = b"AEEND"        # sender -> receiver: an anti-entropy round is answered
+AES = b"AES"            # sender -> receiver: (key, version) of a range that differs
+AEGET = b"AEGET"        # receiver -> sender: send me these keys (entries or floors)
 
 ENTRY_FIELDS = 4        # key, value, deadline_ms, version
 BATCH_HEAD = 4          # B origin first_offset sent_ms
@@ -252,6 +254,26 @@ def decode_floors(f: list) -> list:
     if (len(f) - 1) % FLOOR_FIELDS:
         raise MessageError("FL: floors are not groups of %d" % FLOOR_FIELDS)
     return [(as_bytes(f[i], "key"), as_version(f[i + 1])) for i in range(1, len(f), FLOOR_FIELDS)]
+
+
+def summary_head(round_id: int, n_pairs: int) -> bytes:
+    return b"*%d\r\n$3\r\nAES\r\n:%d\r\n" % (2 + FLOOR_FIELDS * n_pairs, round_id)
+
+
+def decode_summary(f: list):
+    """(round, [(key, version)]) from an AES frame."""
+    if len(f) < 2 or len(f) % FLOOR_FIELDS:
+        raise MessageError("AES: bad field count")
+    return as_int(f[1], "round"), [(as_bytes(f[i], "key"), as_version(f[i + 1]))
+                                   for i in range(2, len(f), FLOOR_FIELDS)]
+
+
+def encode_aeget(keys) -> bytes:
+    return frame(AEGET, *keys)
+
+
+def decode_aeget(f: list) -> list:
+    return [as_bytes(k, "key") for k in f[1:]]
 
 
 def encode_ae(round_id: int, last: bool, ranges) -> bytes:

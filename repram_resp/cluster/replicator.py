@@ -69,9 +69,11 @@ SYNC_DEFER_MAX_S = 10.0            # a catch-up waits at most this long for our 
 # round trip above this, what it brings is remembered (at most RECORRECT_MAX
 # entries, during the first RECORRECT_WINDOW_S of the link) and re-converted
 # when a better sample arrives.
-RECORRECT_DELTA_US = 2000
-RECORRECT_MAX = 200_000
+RECORRECT_DELTA_US = 10_000
+RECORRECT_MAX = 50_000
 RECORRECT_WINDOW_S = 30.0
+RECORRECT_MIN_GAIN_MS = 5            # smaller improvements are not worth a pass over the list
+RECORRECT_EVERY_S = 1.0              # at most one pass per link this often
 VERSION_SHIFT = TAG_BITS + LOGICAL_BITS   # version >> this = physical ms
 
 
@@ -398,7 +400,9 @@ class Replicator:
         ck = link.clock
         gain = ck.adjust_ms - link.converted_adjust
         good = ck.delta_us <= RECORRECT_DELTA_US
-        if gain > 0:
+        t = time.monotonic()
+        if gain >= RECORRECT_MIN_GAIN_MS and (good or t - link.recorrected_at >= RECORRECT_EVERY_S):
+            link.recorrected_at = t
             ks = self.server.keyspace
             now = self.server.clock()
             moved = 0
