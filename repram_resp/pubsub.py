@@ -29,6 +29,7 @@ class PubSub:
         self._classes = frozenset()
         self._keyspace = self._keyevent = False
         self.output_limit_bytes = 32 * 1024 * 1024
+        self.shard_channels: dict[bytes, set] = {}   # SSUBSCRIBE (one node = one shard)
         self.messages_published = 0
         self._by_prefix: dict[bytes, dict] = {}   # literal prefix -> {pattern: entry}
         self._prefix_lens: dict[int, int] = {}    # prefix length -> prefixes of that length
@@ -103,7 +104,31 @@ class PubSub:
                     del self._prefix_lens[len(prefix)]
         return True
 
+    def ssubscribe(self, client, channel: bytes) -> None:
+        self.shard_channels.setdefault(channel, set()).add(client)
+        client.shard_channels.add(channel)
+
+    def sunsubscribe(self, client, channel: bytes) -> None:
+        subs = self.shard_channels.get(channel)
+        if subs is not None:
+            subs.discard(client)
+            if not subs:
+                del self.shard_channels[channel]
+        client.shard_channels.discard(channel)
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        """Sharded publish: shard subscribers only, never pattern ones."""
+        subs = self.shard_channels.get(channel)
+        if not subs:
+            return 0
+        body = bulk(b"smessage") + bulk(channel) + bulk(message)
+        for c in list(subs):
+            self._deliver(c, 3, body)
+        return len(subs)
+
     def drop_client(self, client) -> None:
+        for ch in list(client.shard_channels):
+            self.sunsubscribe(client, ch)
         for ch in list(client.channels):
             self.unsubscribe(client, ch)
         for p in list(client.patterns):

@@ -48,10 +48,16 @@ SYNC = b"SYNC"          # receiver -> sender: send me your keys (catch-up)
 CU = b"CU"              # sender -> receiver: a chunk of catch-up entries
 CUEND = b"CUEND"        # sender -> receiver: the catch-up is complete
 SYNCED = b"SYNCED"      # receiver -> sender: catch-up applied
+FLOORS = b"FL"          # sender -> receiver: version floors (key, version pairs)
+AE = b"AE"              # receiver -> sender: digests of key ranges (anti-entropy)
+AEEND = b"AEEND"        # sender -> receiver: an anti-entropy round is answered
 
 ENTRY_FIELDS = 4        # key, value, deadline_ms, version
 BATCH_HEAD = 4          # B origin first_offset sent_ms
 CU_HEAD = 2             # CU sync_id
+FLOOR_FIELDS = 2        # key, version
+AE_HEAD = 3             # AE round last
+AE_RANGE_FIELDS = 3     # lo, hi ('' = no upper bound), digest
 
 # Refusal reasons carried by REJ.
 R_ENCLAVE = b"enclave"
@@ -225,6 +231,50 @@ def encode_batch(origin: bytes, first_offset: int, sent_ms: int, entries) -> byt
     """A whole B frame from (key, value, deadline, version) tuples (tests, tools)."""
     parts = [entry(*e) for e in entries]
     return batch_head(origin, first_offset, sent_ms, len(parts)) + b"".join(parts)
+
+
+def floor_entry(key: bytes, version: int) -> bytes:
+    vb = b"%d" % version
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(vb), vb)
+
+
+def floors_head(n_floors: int) -> bytes:
+    return b"*%d\r\n$2\r\nFL\r\n" % (1 + FLOOR_FIELDS * n_floors)
+
+
+def encode_floors(pairs) -> bytes:
+    parts = [floor_entry(k, v) for k, v in pairs]
+    return floors_head(len(parts)) + b"".join(parts)
+
+
+def decode_floors(f: list) -> list:
+    """[(key, version)] from an FL frame, checking every field."""
+    if (len(f) - 1) % FLOOR_FIELDS:
+        raise MessageError("FL: floors are not groups of %d" % FLOOR_FIELDS)
+    return [(as_bytes(f[i], "key"), as_version(f[i + 1])) for i in range(1, len(f), FLOOR_FIELDS)]
+
+
+def encode_ae(round_id: int, last: bool, ranges) -> bytes:
+    """ranges: [(lo, hi or None, digest)]."""
+    items = [AE, round_id, int(last)]
+    for lo, hi, dig in ranges:
+        items += [lo, b"" if hi is None else hi, dig]
+    return frame(*items)
+
+
+def decode_ae(f: list):
+    """(round, last, [(lo, hi or None, digest)])."""
+    if len(f) < AE_HEAD or (len(f) - AE_HEAD) % AE_RANGE_FIELDS:
+        raise MessageError("AE: bad field count")
+    rid = as_int(f[1], "round")
+    last = as_int(f[2], "last")
+    out = []
+    for i in range(AE_HEAD, len(f), AE_RANGE_FIELDS):
+        lo, hi, dig = as_bytes(f[i], "lo"), as_bytes(f[i + 1], "hi"), as_bytes(f[i + 2], "digest")
+        if len(dig) > 64:
+            raise MessageError("AE: digest longer than 64 bytes")
+        out.append((lo, hi if hi else None, dig))
+    return rid, bool(last), out
 
 
 def encode_cu(sync_id: int, entries) -> bytes:

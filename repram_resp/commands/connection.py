@@ -10,7 +10,7 @@ import hmac
 
 from .. import REDIS_COMPAT_VERSION, __version__, errors
 from ..protocol import OK, PONG, RESP2, RESP3, bulk, integer, parse_ll
-from . import command
+from . import TABLE, command, tracking
 
 _NAME_OK = bytes(range(33, 127))   # printable ASCII without space
 
@@ -144,6 +144,13 @@ _CLIENT_HELP = [
     "    Kill connections by ID, TYPE, ADDR, LADDR, USER or SKIPME (yes|no); returns the count.",
     "NO-EVICT (ON|OFF)", "    Accepted; REPRAM never evicts.",
     "NO-TOUCH (ON|OFF)", "    Accepted; REPRAM keeps no access times.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
+    "TRACKINGINFO", "    Report tracking status for the current connection.",
     "HELP", "    Print this help.",
 ]
 
@@ -153,7 +160,13 @@ _CLIENT_HELP = [
 # error, an unknown one "unknown subcommand" -- both keep the connection.
 _CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4, b"INFO": 2, b"LIST": -2,
                  b"KILL": -3, b"NO-EVICT": 3, b"NO-TOUCH": 3, b"HELP": 2}
+_CLIENT_ARITY.update({b"TRACKING": -3, b"CACHING": 3, b"GETREDIR": 2, b"TRACKINGINFO": 2})
+_TRACKING_SUBS = {b"TRACKING": tracking.client_tracking, b"CACHING": tracking.client_caching,
+                  b"GETREDIR": tracking.client_getredir, b"TRACKINGINFO": tracking.client_trackinginfo}
 _CLIENT_TYPES = (b"normal", b"pubsub", b"master", b"replica", b"slave")
+# Subcommands with a handler of their own (sub -> handler(client, argv)),
+# added by other modules (client_admin.py); checked after the arity table.
+CLIENT_HANDLERS: dict = {}
 
 
 def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
@@ -171,9 +184,9 @@ def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
 def _type_matches(c, t: bytes) -> bool:
     # We have only normal and pub/sub clients (peers are not clients).
     if t == b"pubsub":
-        return c.subscriptions() > 0
+        return c.subscriptions() > 0 or bool(c.shard_channels)
     if t == b"normal":
-        return c.subscriptions() == 0
+        return c.subscriptions() == 0 and not c.shard_channels
     return False
 
 
@@ -244,6 +257,9 @@ def cmd_client(client, argv):
     if err is not None:
         return client.error(err)
     sub = argv[1].upper()
+    handler = CLIENT_HANDLERS.get(sub)
+    if handler is not None:
+        return handler(client, argv)
     n = len(argv)
     server = client.server
     if sub == b"ID" and n == 2:
@@ -302,4 +318,10 @@ def cmd_client(client, argv):
         return OK
     if sub == b"HELP" and n == 2:
         return client.enc.array([b"+" + line.encode() + b"\r\n" for line in _CLIENT_HELP])
+    handler = _TRACKING_SUBS.get(sub)
+    if handler is not None:
+        return handler(client, argv)
     return client.error(errors.unknown_subcommand(argv[1], "client"))
+
+
+TABLE[b"client"].subcommands = _CLIENT_ARITY
