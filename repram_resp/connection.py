@@ -429,7 +429,15 @@ class Client(asyncio.Protocol):
                 and name not in ("quit", "reset"):
             if self.multi is not None:
                 self.multi_dirty = True
-            return self.reject(cmd, errors.NOAUTH)
+            # Redis (processCommand) looks the command up and checks its
+            # arity before it asks for authentication.
+            # (A command REPRAM disables still exists for Redis: NOAUTH.)
+            err = None
+            if cmd is None:
+                err = lookup_error(cmd, argv)
+            elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+                err = lookup_error(cmd, argv)
+            return self.reject(cmd, err if err is not None else errors.NOAUTH)
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
             return pause.wait(self, argv)
