@@ -337,7 +337,8 @@ class Client(asyncio.Protocol):
             if f.cancelled():
                 reply = self.error("ERR command cancelled")
             elif f.exception() is not None:
-                log.error("blocking command failed: %r", f.exception())
+                self.server.ratelog.event(logging.ERROR, "blocking", "blocking command failed: %r",
+                                          f.exception())
                 reply = self.error("ERR internal error (see server log)")
             else:
                 reply = f.result()

@@ -325,3 +325,19 @@ def test_clients_beyond_maxclients_are_answered(make_server):
     assert read_all(s) == b"-ERR max number of clients reached\r\n"
     for k in keep:
         k.close()
+
+
+# --- part 7: logs --------------------------------------------------------------
+
+def test_cluster_port_garbage_is_logged_once_not_per_connection(make_server, caplog):
+    node = make_server("--cluster-enabled", "yes")
+    cport = node.server.replication.cport
+    with caplog.at_level(logging.DEBUG, logger="repram"):
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", cport), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            read_all(s)
+            s.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "protocol error" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not [r for r in caplog.records if r.exc_info]
