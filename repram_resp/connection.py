@@ -26,7 +26,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
+import termios
 import time
 from time import perf_counter_ns as _perf_ns
 
@@ -44,11 +47,18 @@ _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscr
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
 # Redis closes an unauthenticated client whose replies pass its 16 KiB
 # static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
-# Here: replies to an unauthenticated client's pipeline, counted from the
-# last read that found nothing of its earlier input left to run (a client
-# that waits for its replies starts again from zero).
+# Here the unread replies are what the transport holds plus what the
+# kernel has not delivered (TIOCOUTQ): a client that reads its replies
+# never gets near it.
 UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 _EACH = object()    # a run marker no command matches: every command is its own run
+
+
+def _kernel_unsent(sock) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 class Client(asyncio.Protocol):
@@ -88,7 +98,6 @@ class Client(asyncio.Protocol):
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
-        self._unauth_out = 0     # reply bytes of the current unauthenticated pipeline
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
         self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
@@ -153,8 +162,6 @@ class Client(asyncio.Protocol):
             self.parser.buffer(data)
             return
         cfg = self.server.config
-        if not self.authenticated and self.parser.pending_bytes == 0:
-            self._unauth_out = 0        # it waited for its replies
         cmds = self.parser.feed(data, cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
         self.server.stat_commands += len(cmds)
         self._run_batch(cmds, 0)
@@ -294,12 +301,13 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
-            if not self.authenticated:
-                self._unauth_out += sum(map(len, out)) if out else 0
-                if self._unauth_out > UNAUTH_OUTPUT_LIMIT_BYTES:
-                    self.server.client_cut(self, "unauthenticated client pipelined over %d bytes "
-                                           "of replies" % UNAUTH_OUTPUT_LIMIT_BYTES)
-                    return
+            if not self.authenticated and out and (
+                    self.transport.get_write_buffer_size()
+                    + _kernel_unsent(self.transport.get_extra_info("socket"))
+                    > UNAUTH_OUTPUT_LIMIT_BYTES):
+                self.server.client_cut(self, "unauthenticated client left over %d bytes of "
+                                       "replies unread" % UNAUTH_OUTPUT_LIMIT_BYTES)
+                return
         parser = self.parser
         if parser.more and parser.error is None and not self.closed:
             self._yield_turn()      # input left in the parser: next turn
