@@ -46,6 +46,9 @@ _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscr
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
 # Redis closes an unauthenticated client whose replies pass its 16 KiB
 # static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
+# Here: replies to an unauthenticated client's pipeline, counted from the
+# last read that found nothing of its earlier input left to run (a client
+# that waits for its replies starts again from zero).
 UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 _EACH = object()    # a run marker no command matches: every command is its own run
 
@@ -87,6 +90,7 @@ class Client(asyncio.Protocol):
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
+        self._unauth_out = 0     # reply bytes of the current unauthenticated pipeline
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
         self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
@@ -151,6 +155,8 @@ class Client(asyncio.Protocol):
             self.parser.buffer(data)
             return
         cfg = self.server.config
+        if not self.authenticated and self.parser.pending_bytes == 0:
+            self._unauth_out = 0        # it waited for its replies
         cmds = self.parser.feed(data, cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
         self.server.stat_commands += len(cmds)
         self._run_batch(cmds, 0)
@@ -294,11 +300,12 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
-            if not self.authenticated and \
-                    self.transport.get_write_buffer_size() > UNAUTH_OUTPUT_LIMIT_BYTES:
-                self.server.client_cut(self, "unauthenticated client's unread replies over %d bytes"
-                                       % UNAUTH_OUTPUT_LIMIT_BYTES)
-                return
+            if not self.authenticated:
+                self._unauth_out += sum(map(len, out)) if out else 0
+                if self._unauth_out > UNAUTH_OUTPUT_LIMIT_BYTES:
+                    self.server.client_cut(self, "unauthenticated client pipelined over %d bytes "
+                                           "of replies" % UNAUTH_OUTPUT_LIMIT_BYTES)
+                    return
         parser = self.parser
         if parser.more and parser.error is None and not self.closed:
             self._yield_turn()      # input left in the parser: next turn
@@ -572,16 +579,20 @@ class Client(asyncio.Protocol):
     def info_line(self, now_ms: int) -> str:
         t = time.monotonic()
         return ("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d "
-                "ssub=0 multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
-                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s"
+                "ssub=%d multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s"
                 % (self.id, self.addr, self.laddr, self.name.decode("utf-8", "replace"),
                    int(t - self.created), int(t - self.last_active),
                    ("x" if self.multi is not None else "") + ("P" if self.channels or self.patterns
-                                                              else "") or "N",
-                   len(self.channels), len(self.patterns),
+                                                              or self.shard_channels else "")
+                   + ("t" if self.tracking is not None else "")
+                   + ("R" if self.tracking is not None and self.tracking.broken else "")
+                   + ("B" if self.tracking is not None and self.tracking.bcast else "") or "N",
+                   len(self.channels), len(self.patterns), len(self.shard_channels),
                    -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
                    self.transport.get_write_buffer_size() if self.transport else 0,
-                   self.last_cmd.name if self.last_cmd is not None else "NULL", self.enc.version, self.lib_name.decode("utf-8", "replace"),
+                   self.last_cmd.name if self.last_cmd is not None else "NULL",
+                   self.tracking.redirect if self.tracking is not None else -1, self.enc.version, self.lib_name.decode("utf-8", "replace"),
                    self.lib_ver.decode("utf-8", "replace")))
 
 

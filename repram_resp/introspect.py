@@ -228,8 +228,11 @@ class Stats:
 
     # -- memory --------------------------------------------------------------
 
-    def sample_memory(self) -> int:
-        used = self.server.keyspace.used_bytes
+    def sample_memory(self, used: int | None = None) -> int:
+        """Note ``used`` (default: the keyspace plus the last sampled client
+        buffers) in the peak; returns the peak."""
+        if used is None:
+            used = self.server.keyspace.used_bytes + self.client_buffers
         if used > self.mem_peak:
             self.mem_peak = used
-        return used
+        return self.mem_peak

@@ -151,7 +151,7 @@ class Server:
         for srv in self.servers:
             srv.close()
         if self.http is not None:
-            await self.http.stop()
+            self.http.stop_accepting()
         for t in self._tasks:
             t.cancel()
         if self._expiry_handle is not None:
@@ -167,6 +167,9 @@ class Server:
             await asyncio.sleep(0.01)
         for c in list(self.clients.values()):
             c.kill()
+        if self.http is not None:
+            # After replication.stop: PUTs waiting for their quorum have been answered.
+            await self.http.stop()
         for srv in self.servers:
             await srv.wait_closed()
         log.info("bye")
@@ -188,10 +191,39 @@ class Server:
         self.pubsub.drop_client(client)
         self.tracking.disable(client)
 
+    def client_memory(self, c: Client) -> int:
+        """Query + output buffer bytes of one client (issue 7)."""
+        t = c.transport
+        out = t.get_write_buffer_size() if t is not None and not c.closed else 0
+        return c.parser.held_bytes + out + c._push_bytes
+
+    def clients_memory(self) -> int:
+        return sum(self.client_memory(c) for c in list(self.clients.values()))
+
+    def enforce_clients_memory(self) -> int:
+        """maxmemory-clients, as Redis 7: while all clients' buffers exceed
+        it, close the client using the most.  Returns how many were closed."""
+        limit = self.config.maxmemory_clients_bytes
+        if not limit:
+            return 0
+        sized = [(self.client_memory(c), c) for c in list(self.clients.values())]
+        total = sum(n for n, _ in sized)
+        closed = 0
+        if total > limit:
+            sized.sort(key=lambda x: x[0], reverse=True)
+            for n, c in sized:
+                if total <= limit or n == 0:
+                    break
+                self.client_cut(c, "client memory over maxmemory-clients (%d bytes)" % limit)
+                total -= n
+                closed += 1
+        return closed
+
     async def _idle_loop(self) -> None:
         while True:
             await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
             self.stats.per_second(self)
+            self.enforce_clients_memory()
             limit = self.config.timeout_s
             if not limit:
                 continue
@@ -241,8 +273,12 @@ class Server:
                             or self.pubsub.wants("$") or self.pubsub.wants("g"))
         # Keyspace-level hook (every write: local, replicated, HTTP): only
         # while a client tracks keys or someone listens for 'new'.
-        self.keyspace.on_write = (self._on_write if self.tracking.clients or self.pubsub.wants("n")
-                                  else None)
+        tracking, new = self.tracking.clients, self.pubsub.wants("n")
+        ks = self.keyspace
+        ks.on_write = self._on_write if tracking or new else None
+        # Only default-mode tracking: just the keys some client cached matter.
+        ks.write_filter = (self.tracking.table if tracking and not new and not self.tracking.prefixes
+                           else None)
 
     def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
         """After every successful local write (ttl_given: the command set the
@@ -386,6 +422,7 @@ class Server:
         return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
                 ("client_recent_max_input_buffer", st.max_input_buffer),
                 ("client_recent_max_output_buffer", st.max_output_buffer),
+                ("clients_memory", self.clients_memory()),
                 # Peer links of the replication layer (Redis: cluster bus links).
                 ("cluster_connections", sum(1 for p in getattr(self.replication, "peers", {}).values()
                                             for lk in (getattr(p, "out", None), getattr(p, "inn", None))
@@ -396,21 +433,22 @@ class Server:
 
     def _info_memory(self):
         ks = self.keyspace
-        used = self.stats.sample_memory()
-        peak = self.stats.mem_peak
+        clients = self.clients_memory()
+        used = ks.used_bytes + clients      # issue 7: client buffers are in the books
+        peak = self.stats.sample_memory(used)
         rss = rss_bytes()
         mm = self.config.maxmemory_bytes
         return [("used_memory", used), ("used_memory_human", human(used)),
                 ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
                 ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
                 ("used_memory_peak_perc", "%.2f%%" % (100.0 * used / peak if peak else 100.0)),
-                ("used_memory_dataset", used), ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("used_memory_dataset", ks.used_bytes), ("mem_clients_normal", clients),
+                ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("maxmemory_clients", self.config.maxmemory_clients_bytes),
                 ("mem_fragmentation_ratio", "%.2f" % (rss / used if used else 0.0)),
                 ("maxmemory_policy", "noeviction"), ("mem_allocator", "pymalloc"),
                 ("used_memory_overhead", len(ks.data) * _overhead()), ("used_memory_startup", 0),
                 ("mem_fragmentation_bytes", rss - used),
-                # Sampled once a second (Stats.per_second): query + output buffers.
-                ("mem_clients_normal", self.stats.client_buffers),
                 # No scripting (disabled by design), no lazy freeing: truly zero.
                 ("used_memory_lua", 0), ("used_memory_scripts", 0), ("number_of_cached_scripts", 0),
                 ("lazyfree_pending_objects", 0),
@@ -436,6 +474,7 @@ class Server:
                 ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
+                ("pubsubshard_channels", len(self.pubsub.shard_channels)),
                 ("total_error_replies", self.stat_errors),
                 ("tracking_total_keys", len(self.tracking.table)),
                 ("tracking_total_items", self.tracking.items),

@@ -184,9 +184,9 @@ def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
 def _type_matches(c, t: bytes) -> bool:
     # We have only normal and pub/sub clients (peers are not clients).
     if t == b"pubsub":
-        return c.subscriptions() > 0
+        return c.subscriptions() > 0 or bool(c.shard_channels)
     if t == b"normal":
-        return c.subscriptions() == 0
+        return c.subscriptions() == 0 and not c.shard_channels
     return False
 
 

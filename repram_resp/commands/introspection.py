@@ -231,7 +231,9 @@ def cmd_memory(client, argv):
         return enc.null if e is None else integer(key_bytes(argv[2], e[0]))
     if sub == b"STATS":
         from ..server import rss_bytes
-        used = server.stats.sample_memory()
+        clients = server.clients_memory()
+        used = ks.used_bytes + clients
+        server.stats.sample_memory(used)
         n = len(ks.data)
         rss = rss_bytes()
         fields = [
@@ -240,13 +242,13 @@ def cmd_memory(client, argv):
             ("startup.allocated", integer(0)),
             ("replication.backlog", integer(0)),
             ("clients.slaves", integer(0)),
-            ("clients.normal", integer(0)),
+            ("clients.normal", integer(clients)),
             ("aof.buffer", integer(0)),
             ("overhead.total", integer(n * ENTRY_OVERHEAD_BYTES)),
             ("keys.count", integer(n)),
             ("keys.bytes-per-key", integer(used // n if n else 0)),
-            ("dataset.bytes", integer(used - n * ENTRY_OVERHEAD_BYTES)),
-            ("dataset.percentage", enc.double(100.0 * (used - n * ENTRY_OVERHEAD_BYTES) / used
+            ("dataset.bytes", integer(ks.used_bytes - n * ENTRY_OVERHEAD_BYTES)),
+            ("dataset.percentage", enc.double(100.0 * (ks.used_bytes - n * ENTRY_OVERHEAD_BYTES) / used
                                               if used else 0.0)),
             ("peak.percentage", enc.double(100.0 * used / server.stats.mem_peak
                                            if server.stats.mem_peak else 100.0)),
