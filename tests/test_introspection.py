@@ -272,3 +272,15 @@ def test_scripting_is_refused_with_a_reason(server):
     with pytest.raises(redis.ResponseError, match="EVAL is disabled"):   # queue-time: EXECABORT
         tx.execute()
     assert r.get("t") is None
+
+
+@pytest.mark.parametrize("which", [(), ("all",), ("everything",), ("default",), ("commandstats", "cpu")])
+def test_info_sections_like_redis(both, which):
+    ours, theirs = both
+    for c in (ours, theirs):
+        c.cmd("SET", "k", "v", "EX", "100")
+        c.cmd("GET", "k")
+
+    def heads(c):
+        return [line for line in c.cmd("INFO", *which).split(b"\r\n") if line.startswith(b"#")]
+    assert heads(ours) == heads(theirs)
