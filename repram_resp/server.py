@@ -388,7 +388,7 @@ class Server:
         if not wanted or wanted == ["default"]:
             pick = names - {"commandstats", "latencystats"}
         elif "all" in wanted or "everything" in wanted:
-            pick = names - {"modules"} if "everything" not in wanted else names
+            pick = names            # Modules is listed (empty) in "all" too, as Redis
         else:
             pick = set(wanted) & names
             if "default" in wanted:
