@@ -16,6 +16,9 @@ PROTO_INVALID_MBULK_LEN = "ERR Protocol error: invalid multibulk length"
 PROTO_BULK_COUNT_TOO_BIG = "ERR Protocol error: too big bulk count string"
 PROTO_INVALID_BULK_LEN = "ERR Protocol error: invalid bulk length"
 PROTO_QUERY_BUFFER = "ERR Protocol error: query buffer limit exceeded (client-query-buffer-limit)"
+# Redis's limits for a client that has not authenticated yet (CVE-2021-32675).
+PROTO_UNAUTH_MBULK_LEN = "ERR Protocol error: unauthenticated multibulk length"
+PROTO_UNAUTH_BULK_LEN = "ERR Protocol error: unauthenticated bulk length"
 
 
 def proto_expected_dollar(got: int) -> str:
@@ -49,6 +52,21 @@ TIMEOUT_NEGATIVE = "ERR timeout is negative"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
 MAX_CLIENTS = "ERR max number of clients reached"
+# Redis 7.0's protected-mode refusal, byte for byte (typo included).
+DENIED_PROTECTED_MODE = (
+    'DENIED Redis is running in protected mode because protected mode is enabled and no passwor'
+    'd is set for the default user. In this mode connections are only accepted from the loopbac'
+    'k interface. If you want to connect from external computers to Redis you may adopt one of '
+    "the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET pr"
+    "otected-mode no' from the loopback interface by connecting to Redis from the same host the"
+    ' server is running, however MAKE SURE Redis is not publicly accessible from internet if yo'
+    'u do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just d'
+    'isable the protected mode by editing the Redis configuration file, and setting the protect'
+    "ed mode option to 'no', and then restarting the server. 3) If you started the server manua"
+    "lly just for testing, restart it with the '--protected-mode no' option. 4) Setup a an auth"
+    'entication password for the default user. NOTE: You only need to do one of the above thing'
+    's in order for the server to start accepting connections from the outside.'
+)
 # Redis 7.2 wording (7.0 said "the HELLO AUTH <user> <pass> option").
 HELLO_NOAUTH = (
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "

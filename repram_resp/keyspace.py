@@ -22,7 +22,30 @@ Invariants:
   reports each expiry through ``on_expired`` (keyspace notifications).
 * ``used_bytes`` = sum over keys of len(key) + len(value) + ENTRY_OVERHEAD_BYTES.
   ``maxmemory`` is enforced before a write is applied (noeviction only); a
-  refused write changes nothing.
+  refused write changes nothing.  Version floors (below) count in it too.
+
+Version floors (replication; off until the cluster layer sets
+``floor_retention_ms``):
+* When a live entry *disappears* -- reclaimed on expiry, or superseded by a
+  floor from a peer -- its ``(key, version)`` is kept in ``floors`` (key ->
+  version), ``floor_index`` (sorted keys) and ``_floor_heap`` (retire time,
+  key, version).  An overwrite records nothing: the live entry's newer
+  version already dominates, so the SET hot path is unchanged.
+* ``apply_remote`` refuses a version at or below the key's entry in ``data``
+  (live *or* expired-but-unreclaimed) and, without an entry, at or below its
+  floor.  So a superseded write that arrives late (stream replay, catch-up,
+  anti-entropy) can never come back after its overwrite expired.
+* A floor retires at ``version_ms + floor_retention_ms`` (max-ttl + clock
+  slack): by then every write older than it has expired everywhere.  The
+  retire time depends only on the version, so every node retires a floor at
+  the same instant (give or take clock skew).
+* A floor may outlive the reappearance of its key: a newer entry then
+  dominates it; its memory is returned when it retires.
+* ``floor_max_bytes`` bounds floor memory; past it the earliest-retiring
+  floors go early (``floors_retired_early``; floors at or before
+  ``floor_horizon_ms`` are then no longer accepted from peers, so they do not
+  bounce back).  The cost: an older write to such a key, still alive on a
+  partitioned node, could reappear on repair.
 """
 
 from __future__ import annotations
@@ -47,6 +70,9 @@ BUCKET_MS = 1 << BUCKET_SHIFT
 # sorted-index slot and the expiry-bucket set slot.  Counting less would let
 # real memory run past maxmemory.
 ENTRY_OVERHEAD_BYTES = 396
+# One version floor beyond its key's bytes: the dict slot, the sorted-index
+# slot, the heap tuple and its ints (benchmarks/floor_memory.py measures it).
+FLOOR_OVERHEAD_BYTES = 240
 
 
 class OutOfMemory(Exception):
@@ -66,6 +92,10 @@ class Keyspace:
         self._buckets: dict[int, set] = {}
         self._starts: dict[int, int] = {}   # bucket id -> its start ms (the shared int)
         self._bucket_heap: list[int] = []
+        # Issue 7 (DBSIZE/INFO without a reclaim pass): bucket id -> the keys
+        # filed in it that an overwrite extended past it.  Every other key of
+        # a due bucket is expired, so DBSIZE counts them without looking.
+        self._ext: dict[int, set] = {}
         self.used_bytes = 0
         self.maxmemory_bytes = maxmemory_bytes
         self.expired_keys = 0
@@ -90,6 +120,17 @@ class Keyspace:
         self._cursor_max = cursor_max_entries
         self._next_cursor = random.randrange(1 << 32, 1 << 44)
         self._glob_cache: dict[bytes, Callable] = {}
+        # Version floors (module header).
+        self.floors: dict[bytes, int] = {}
+        self.floor_index = SortedList()
+        self._floor_heap: list = []
+        self.floor_retention_ms = 0      # 0: floors off (a node without peers)
+        self.floor_max_bytes = 0         # 0: unbounded
+        self.floor_bytes = 0
+        self.floor_horizon_ms = 0
+        self.floors_recorded = 0
+        self.floors_retired = 0
+        self.floors_retired_early = 0
 
     # -- reads ---------------------------------------------------------------
 
@@ -157,22 +198,41 @@ class Keyspace:
                 self.on_expired(key)
         if delta:
             self.used_bytes += delta
+        ob = sched >> BUCKET_SHIFT
+        was_ext = (old[1] >> BUCKET_SHIFT) > ob     # issue 7: the _ext count
         if deadline < sched:
             # An earlier deadline must move the key to an earlier bucket; a
             # later one leaves it where it is (the reclaimer re-files it when
             # that bucket comes due), so the usual overwrite touches no set.
-            ob = sched >> BUCKET_SHIFT
             s = self._buckets.get(ob)
             if s is not None:
                 s.discard(key)
+                if was_ext:
+                    self._ext_drop(ob, key)
                 if not s:
                     del self._buckets[ob]
                     del self._starts[ob]
             sched = self._schedule(key, nb)
+        elif (nb > ob) != was_ext:
+            if was_ext:
+                self._ext_drop(ob, key)
+            else:
+                x = self._ext.get(ob)
+                if x is None:
+                    self._ext[ob] = {key}
+                else:
+                    x.add(key)
         data[key] = (value, deadline, version, sched)
         w = self.on_write
         if w is not None and key in w:
             self.write_hook(key, created)
+
+    def _ext_drop(self, b: int, key: bytes) -> None:
+        x = self._ext.get(b)
+        if x is not None:
+            x.discard(key)
+            if not x:
+                del self._ext[b]
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
         """Apply a replicated write by last-writer-wins.  Returns True if it
@@ -182,11 +242,116 @@ class Keyspace:
         A write whose deadline has passed is dropped."""
         if now > deadline:
             return False
-        old = self.lookup(key, now)
-        if old is not None and (version, value, deadline) <= (old[2], old[0], old[1]):
-            return False
+        old = self.data.get(key)
+        if old is not None:
+            # Live or expired-but-unreclaimed: either way it was written.
+            if (version, value, deadline) <= (old[2], old[0], old[1]):
+                return False
+        elif self.floors:
+            f = self.floors.get(key)
+            if f is not None and version <= f:
+                return False
         self.put(key, value, deadline, version, now)
         return True
+
+    # -- version floors ------------------------------------------------------
+
+    def top_version(self, key: bytes) -> int:
+        """The newest version this node knows for key (entry or floor), 0 if none."""
+        e = self.data.get(key)
+        f = self.floors.get(key, 0)
+        if e is not None and e[2] > f:
+            return e[2]
+        return f
+
+    def apply_floor(self, key: bytes, version: int, now: int) -> bool:
+        """A peer says ``version`` of key was written and has expired.  An
+        older entry here is dropped (as an expiry); the floor is kept.
+        Returns True if a value was dropped."""
+        if not self.floor_retention_ms:
+            return False
+        e = self.data.get(key)
+        dropped = False
+        if e is not None:
+            if e[2] >= version:
+                return False
+            self._unfile(key, e[3])
+            self._delete(key, e)
+            dropped = True
+        self.add_floor(key, version, now)
+        return dropped
+
+    def add_floor(self, key: bytes, version: int, now: int) -> None:
+        retire = (version >> LOGICAL_BITS) + self.floor_retention_ms
+        if retire <= now or retire <= self.floor_horizon_ms:
+            return
+        floors = self.floors
+        old = floors.get(key)
+        if old is not None and old >= version:
+            return
+        if old is None:
+            self.floor_index.add(key)
+        floors[key] = version
+        heapq.heappush(self._floor_heap, (retire, key, version))
+        size = len(key) + FLOOR_OVERHEAD_BYTES
+        self.floor_bytes += size
+        self.used_bytes += size
+        self.floors_recorded += 1
+        if self.floor_max_bytes and self.floor_bytes > self.floor_max_bytes:
+            while self._floor_heap and self.floor_bytes > self.floor_max_bytes:
+                r = self._pop_floor()
+                if r is not None:
+                    self.floors_retired_early += 1
+                    if r > self.floor_horizon_ms:
+                        self.floor_horizon_ms = r
+
+    def _pop_floor(self):
+        """Retire the earliest heap entry; its retire time if it was current."""
+        retire, key, version = heapq.heappop(self._floor_heap)
+        size = len(key) + FLOOR_OVERHEAD_BYTES
+        self.floor_bytes -= size
+        self.used_bytes -= size
+        if self.floors.get(key) == version:
+            del self.floors[key]
+            self.floor_index.remove(key)
+            return retire
+        return None
+
+    def retire_floors(self, now: int, budget: int) -> int:
+        heap = self._floor_heap
+        n = 0
+        while heap and heap[0][0] <= now and n < budget:
+            if self._pop_floor() is not None:
+                self.floors_retired += 1
+            n += 1
+        return n
+
+    def floor_of(self, key: bytes, now: int) -> int:
+        """The key's floor if it has not reached its retire time, else 0."""
+        f = self.floors.get(key)
+        if f is None or (f >> LOGICAL_BITS) + self.floor_retention_ms <= now:
+            return 0
+        return f
+
+    def extend_deadline(self, key: bytes, version: int, deadline: int, now: int) -> bool:
+        """Move the deadline of the entry of exactly this version later
+        (a replica deadline re-converted with a better clock sample).  The
+        key stays filed where it is: early, which the reclaimer handles.
+        An entry already expired stays expired (nothing read as gone comes back)."""
+        e = self.data.get(key)
+        if e is None or e[2] != version or deadline <= e[1] or now > e[1]:
+            return False
+        self.data[key] = (e[0], deadline, version, e[3])
+        return True
+
+    def _unfile(self, key: bytes, sched: int) -> None:
+        b = sched >> BUCKET_SHIFT
+        s = self._buckets.get(b)
+        if s is not None:
+            s.discard(key)
+            if not s:
+                del self._buckets[b]
+                del self._starts[b]
 
     def _schedule(self, key: bytes, b: int) -> int:
         """File key in bucket b; returns the bucket's shared start-ms int."""
@@ -238,14 +403,20 @@ class Keyspace:
                     continue
                 done += 1
                 if now > e[1]:
+                    if e[1] >> BUCKET_SHIFT > b:
+                        self._ext_drop(b, key)  # extended, and that deadline passed too
                     self._delete(key, e)
                 else:
                     # Extended by an overwrite since it was filed: re-file it.
+                    self._ext_drop(b, key)
                     data[key] = (e[0], e[1], e[2], self._schedule(key, e[1] >> BUCKET_SHIFT))
             if not s:
                 del buckets[b]
                 del self._starts[b]
+                self._ext.pop(b, None)
                 heapq.heappop(heap)
+        if self._floor_heap and self._floor_heap[0][0] <= now and done < budget:
+            done += self.retire_floors(now, budget - done)
         return done
 
     def _delete(self, key: bytes, e: tuple) -> None:
@@ -253,6 +424,8 @@ class Keyspace:
         self.index.remove(key)
         self.used_bytes -= len(key) + len(e[0]) + ENTRY_OVERHEAD_BYTES
         self.expired_keys += 1
+        if self.floor_retention_ms:
+            self.add_floor(key, e[2], e[1])
         if self.on_expired is not None:
             self.on_expired(key)
 
@@ -269,10 +442,46 @@ class Keyspace:
             if not s:
                 del self._buckets[b]
                 del self._starts[b]
+                self._ext.pop(b, None)
 
     def dbsize(self, now: int) -> int:
-        self.expire_all_due(now)
-        return len(self.data)
+        """Live keys, without reclaiming anything (issue 7: an expiry wave
+        must not make DBSIZE / INFO cost its size): every key minus the
+        expired ones still filed in buckets wholly in the past, counted per
+        bucket.  The work is one step per due bucket (the reclaimer keeps
+        them few) plus the keys filed in the current 16 ms bucket."""
+        heap, buckets, ext = self._bucket_heap, self._buckets, self._ext
+        limit = now >> BUCKET_SHIFT
+        due = 0
+        n = len(heap)
+        stack = [0] if n and heap[0] < limit else []
+        seen = set()
+        while stack:
+            i = stack.pop()
+            b = heap[i]
+            if b not in seen:
+                seen.add(b)
+                s = buckets.get(b)
+                if s:
+                    x = ext.get(b)
+                    due += len(s)
+                    if x:   # extended keys: alive unless that deadline passed too
+                        data = self.data
+                        due -= sum(1 for k in x if now <= data[k][1])
+            # heap order: children are >= their parent, so only the due part
+            # of the tree is walked
+            j = 2 * i + 1
+            if j < n and heap[j] < limit:
+                stack.append(j)
+            if j + 1 < n and heap[j + 1] < limit:
+                stack.append(j + 1)
+        # The bucket now is in: only keys due within its 16 ms are looked at
+        # (an expiry wave of one instant costs one pass while it is current).
+        s = buckets.get(limit)
+        if s:
+            data = self.data
+            due += sum(1 for k in s if now > data[k][1])
+        return len(self.data) - due
 
     # -- listing -------------------------------------------------------------
 

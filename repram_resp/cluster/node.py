@@ -31,9 +31,10 @@ import uuid
 from .. import errors
 from ..clock import wall_ms
 from . import messages as m
+from .antientropy import AntiEntropy
 from .link import HANDSHAKE, READY, Link
 from .membership import DOWN, NEW, SUSPECT, UP, Peer, Seed, backoff_s, parse_address, peer_state
-from .replicator import CATCHUP_CHUNK_BYTES, FLUSH_BYTES, Replicator
+from .replicator import CATCHUP_CHUNK_BYTES, FLUSH_BYTES, TTL_SLACK_MS, Replicator
 
 log = logging.getLogger("repram.cluster")
 
@@ -88,8 +89,12 @@ class Cluster:
         self.source_addr = None
         self.replicator = Replicator(self)
         self.local_write = self.replicator.local_write     # the hot path, one lookup
+        self.antientropy = AntiEntropy(self)
         self.stats = dict.fromkeys(("auth_failures", "protocol_errors", "links_accepted",
-                                    "dials", "dial_failures"), 0)
+                                    "dials", "dial_failures", "clock_skew_refusals"), 0)
+        self.clock_skew_last = ""       # "node@+5000ms" of the last peer refused for its clock
+        self.caught_up = asyncio.Event()    # set once our own first full catch-up is done
+        self._floors_early_logged = 0
         self.started_ms = 0
         self.full_synced = False
         self.full_sync_link = None
@@ -118,6 +123,50 @@ class Cluster:
     def config_changed(self, name: str) -> None:
         if name in ("min-replicas-to-write", "min-replicas-max-lag"):
             self._check_min_replicas()
+        elif name in ("max-ttl", "cluster-max-clock-skew-ms", "cluster-floor-max-memory"):
+            self._floor_settings()
+
+    def _floor_settings(self) -> None:
+        """Version floors (keyspace.py) are kept while an older write could
+        still be alive anywhere: its version's time + max-ttl + the clock
+        slack replication already allows for.  Only while the node has peers
+        in its enclave: alone, nothing can bring an old value back."""
+        cfg = self.config
+        ks = self.server.keyspace
+        ks.floor_retention_ms = (cfg.max_ttl_ms + cfg.cluster_max_clock_skew_ms + TTL_SLACK_MS
+                                 if self._wants else 0)
+        ks.floor_max_bytes = cfg.cluster_floor_max_bytes
+
+    def skew_refused_by_peer(self, link) -> None:
+        """The peer refused the link for our clocks' skew: count it here too."""
+        nid = link.remote.node_id if link.remote is not None else "?"
+        self.stats["clock_skew_refusals"] += 1
+        self.clock_skew_last = "%s@refused-by-peer" % _clean(nid)
+        peer = link.peer or self.peers.get(nid)
+        if peer is not None:
+            peer.clock_refused = True
+
+    def clock_ok(self, link) -> bool:
+        """False (logged, counted) when the link's clock sample proves the
+        peer's clock is off by more than cluster-max-clock-skew-ms."""
+        ck = link.clock
+        if not ck.ready:
+            return True
+        skew_ms = (abs(ck.theta_us) - ck.delta_us / 2) / 1000.0
+        limit = self.config.cluster_max_clock_skew_ms
+        if skew_ms <= limit:
+            return True
+        nid = link.remote.node_id if link.remote is not None else "?"
+        self.stats["clock_skew_refusals"] += 1
+        self.clock_skew_last = "%s@%+.0fms" % (_clean(nid), ck.theta_us / 1000.0)
+        peer = link.peer or self.peers.get(nid)
+        if peer is not None:
+            peer.clock_refused = True
+        log.log(logging.ERROR if self.warn_level(("skew", nid)) == logging.WARNING else logging.DEBUG,
+                "peer %s at %s: its clock is %+.0f ms from ours (at least %.0f ms off, "
+                "cluster-max-clock-skew-ms %d); link refused until the clocks agree",
+                nid, link.addr, ck.theta_us / 1000.0, skew_ms, limit)
+        return False
 
     def warn_level(self, key, every_s: float = 60.0) -> int:
         """WARNING the first time (and once a minute) for a repeating
@@ -144,6 +193,7 @@ class Cluster:
         self.loop = asyncio.get_running_loop()
         cfg = self.config
         self.started_ms = self.server.clock()
+        self._floor_settings()
         try:
             self.seeds = [Seed(*parse_address(a)) for a in cfg.peers]
         except ValueError as e:
@@ -322,6 +372,7 @@ class Cluster:
             old.close("superseded")
         peer.out = link
         peer.fails = 0
+        peer.clock_refused = False
         peer.dial_refused = peer.left = False
         peer.heard = now
         seed = self._seed_at(link.target)
@@ -352,6 +403,7 @@ class Cluster:
             old.abort("replaced by a new link")
         link.peer = peer
         peer.inn = link
+        peer.clock_refused = False
         peer.heard = now
         peer.dial_refused = peer.left = False
         if peer.out is None and peer.dialing is None and peer.host and peer.cport:
@@ -492,6 +544,7 @@ class Cluster:
             self._wants = wants
             self.replicator.hooks_since = time.monotonic() if wants else None
             self.server.update_write_hooks()
+            self._floor_settings()
 
     def _update_state(self, peer: Peer, now: float) -> None:
         cfg = self.config
@@ -539,6 +592,8 @@ class Cluster:
         if link is self.full_sync_link:
             self.full_sync_link = None
             self.full_synced = True
+            self.caught_up.set()
+        self.antientropy.kick()
         for p in self.peers.values():
             if (p is not peer and p.inn is None and p.gap_since_ms is not None
                     and since <= p.gap_since_ms - SYNC_MARGIN_MS):
@@ -709,9 +764,21 @@ class Cluster:
             seed.next_dial = now + cfg.cluster_rebootstrap_interval_ms / 1000.0
             self._dial(seed.host, seed.port, seed=seed)
         self._check_min_replicas()
+        self.antientropy.tick(now)
         if now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S:
             self._last_refusal_log = now
             self._log_refusals()
+            self._log_floors()
+
+    def _log_floors(self) -> None:
+        ks = self.server.keyspace
+        n = ks.floors_retired_early
+        if n > self._floors_early_logged:
+            log.warning("%d version floors retired early since the last report "
+                        "(cluster-floor-max-memory %d bytes reached; %d kept): an older write "
+                        "to those keys still alive on a partitioned node could reappear on repair",
+                        n - self._floors_early_logged, ks.floor_max_bytes, len(ks.floors))
+            self._floors_early_logged = n
 
     def _check_min_replicas(self) -> None:
         cfg = self.config
@@ -802,6 +869,7 @@ class Cluster:
                 ("refused_from", sum(p.refused_from.values())),
                 ("queue_bytes", lk.unsent_bytes() if lk is not None else 0),
                 ("drops", p.drops), ("restarts", p.restarts),
+                ("clock_refused", int(p.clock_refused)),
             ]
             out.append(("peer%d" % i, ",".join("%s=%s" % kv for kv in fields)))
         st = rep.stats
@@ -823,9 +891,14 @@ class Cluster:
             ("repl_catchup_keys_received", st["catchup_keys_received"]),
             ("repl_catchups_served", st["catchups_served"]),
             ("repl_catchups_done", st["catchups_done"]),
+            ("repl_deadlines_recorrected", st["deadlines_recorrected"]),
             ("cluster_auth_failures", self.stats["auth_failures"]),
             ("cluster_protocol_errors", self.stats["protocol_errors"]),
             ("cluster_dials", self.stats["dials"]),
             ("cluster_dial_failures", self.stats["dial_failures"]),
+            ("cluster_max_clock_skew_ms", cfg.cluster_max_clock_skew_ms),
+            ("cluster_clock_skew_refusals", self.stats["clock_skew_refusals"]),
+            ("cluster_clock_skew_last_refused", self.clock_skew_last or "-"),
         ]
+        out += self.antientropy.info_fields()
         return out

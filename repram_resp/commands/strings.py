@@ -15,6 +15,7 @@ from __future__ import annotations
 from .. import errors
 from ..keyspace import OutOfMemory
 from ..protocol import OK, ONE, ZERO, bulk, integer, parse_ll
+from ..writes import local_write
 from . import command
 
 LLONG_MAX = (1 << 63) - 1
@@ -62,24 +63,17 @@ def deadline_for(client, cmd: str, amount: bytes | None, unit_ms: int, absolute:
 
 def _write(client, key: bytes, value: bytes, deadline: int, now: int,
            ttl_given: bool = False) -> bytes | None:
-    """Apply one local write; returns an error reply or None.  ttl_given:
-    the command set the TTL itself (Redis then publishes 'expire')."""
-    server = client.server
-    if server.write_refusal is not None:
-        return client.error(server.write_refusal)
+    """Apply one local write (writes.local_write, the path HTTP shares);
+    returns an error reply or None.  ttl_given: the command set the TTL
+    itself (Redis then publishes 'expire')."""
     ov = client.ttl_override
     if ov is not None and key in ov:
         # EXEC: an EXPIRE later in this transaction sets this write's TTL
         # (transactions.py); the write is stored and replicated with it.
         deadline = ov[key]
         client.ttl_applied.add(key)
-    try:
-        server.keyspace.put(key, value, deadline, None, now)   # None: stamp a local version
-    except OutOfMemory:
-        return client.error(errors.OOM)
-    if server.write_hooks:
-        server.wrote(client, key, ttl_given)
-    return None
+    err = local_write(client.server, client, key, value, deadline, now, ttl_given)
+    return None if err is None else client.error(err)
 
 
 @command("set", -3, "write denyoom", (1, 1, 1), "string", "Set a key's value with a TTL", "1.0.0")
