@@ -273,7 +273,11 @@ def test_patterns_are_indexed_by_prefix(server):
         got.add(p.get_message(timeout=5)["pattern"])
     assert got == {b"user:1:*", b"*", b"us?r:*", b"[u]ser:1:*"}
     assert r.publish("user:1*", "m") == 3            # *, us?r:*, user:1\*
+    for _ in range(3):
+        assert p.get_message(timeout=5)["type"] == "pmessage"
     p.punsubscribe(*pats)
+    for _ in pats:   # the replies prove the server has run every PUNSUBSCRIBE
+        assert p.get_message(timeout=5)["type"] == "punsubscribe"
     p.close()
     assert not server.server.pubsub._by_prefix and not server.server.pubsub._prefix_lens
 
