@@ -31,7 +31,9 @@ import logging
 import struct
 import termios
 import time
-from time import perf_counter_ns as _perf_ns
+from time import time_ns as _perf_ns   # command timing (see introspect.py on the clock)
+
+from .clock import wall_ms
 
 from . import errors
 from .commands import TABLE, find, lookup_error
@@ -211,7 +213,10 @@ class Client(asyncio.Protocol):
             n = len(cmds)
             server = self.server
             clock = server.clock
-            server.now = clock()
+            # One clock reading serves both the commands' instant and the
+            # timing of the first run (when the clock is the wall clock).
+            t_run = _perf_ns()
+            server.now = t_run // 1_000_000 if clock is wall_ms else clock()
             cmd = None
             stop = i + server.config.client_turn_max_commands   # this turn's budget
             stats = server.stats
@@ -221,7 +226,6 @@ class Client(asyncio.Protocol):
             # on its own (MONITOR, slowlog-log-slower-than 0).
             run_cmd = mark = None
             run_lo = i
-            t_run = _perf_ns()
             for argv in (cmds if i == 0 else cmds[i:]):
                 if i >= stop:
                     # Budget spent: the rest runs on a later loop turn.
@@ -281,6 +285,8 @@ class Client(asyncio.Protocol):
             k = i - run_lo
             if run_cmd is not None and k > 0:
                 d = _perf_ns() - t_run
+                if d < 0:
+                    d = 0           # the wall clock stepped back
                 run_cmd.calls += k
                 run_cmd.ns += d
                 m = d // k
