@@ -21,13 +21,14 @@ import asyncio
 import logging
 import time
 
-from . import errors
+from . import errors, lane
 from .commands import TABLE, find, lookup_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
 
 log = logging.getLogger("repram.client")
 
 _TABLE_GET = TABLE.get
+_LANE = lane.execute
 _GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
                             "quit", "reset", "ssubscribe", "sunsubscribe"})
@@ -109,6 +110,12 @@ class Client(asyncio.Protocol):
     def data_received(self, data):
         if self.closed:
             return
+        if self.server.lane_ok:
+            # The fast lane runs the plain GET/SET prefix of this read and
+            # returns the rest (None: all done); see lane.py.
+            data = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES)
+            if data is None:
+                return
         cmds = self.parser.feed(data)
         self.last_active = time.monotonic()
         self.server.stat_commands += len(cmds)
@@ -140,7 +147,6 @@ class Client(asyncio.Protocol):
             server = self.server
             clock = server.clock
             server.now = clock()
-            cmd = None
             for argv in (cmds if i == 0 else cmds[i:]):
                 i += 1
                 if not i & 31:
@@ -152,6 +158,7 @@ class Client(asyncio.Protocol):
                 # nothing gating this client.
                 cmd = _TABLE_GET(argv[0])
                 if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
+                    self.last_cmd = cmd      # CLIENT LIST: the last command run (as the lane keeps it)
                     try:
                         r = cmd.handler(self, argv)
                     except Exception:  # a bug must cost one reply, not the connection
@@ -177,8 +184,6 @@ class Client(asyncio.Protocol):
                         self._suspended = (cmds, i)
                         return
             self._out = None
-            if cmd is not None:
-                self.last_cmd = cmd      # for CLIENT LIST: the batch's last command
             if out:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             if self.close_after_reply:

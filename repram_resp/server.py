@@ -27,6 +27,7 @@ import uuid
 from . import REDIS_COMPAT_VERSION, __version__
 from .clock import HLC, wall_ms
 from .config import Config
+from . import lane
 from .connection import Client
 from .keyspace import Keyspace
 from .pubsub import PubSub
@@ -68,6 +69,11 @@ class Server:
         # When set, every write is refused with this error (NOREPLICAS while
         # min-replicas-to-write is not met); reads keep working.
         self.write_refusal: str | None = None
+        # The fast lane (lane.py): lane_enabled says whether this node uses
+        # it at all; lane_ok, the one check the connection makes, whether it
+        # may run now (see update_lane).
+        self.lane_enabled = lane.AVAILABLE
+        self.lane_ok = False
         self.update_write_hooks()
         self.reset_stats()
 
@@ -105,6 +111,7 @@ class Server:
         self.update_write_hooks()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
+        log.info("%s", lane.describe() if self.lane_enabled else "fast lane off: disabled for this server")
         log.info("repram-resp %s node %s ready on %s port %d%s", __version__, self.node_id,
                  ",".join(cfg.bind), self.port,
                  (" (tls %d)" % self.tls_port) if cfg.tls_port else "")
@@ -187,6 +194,14 @@ class Server:
         # single node's SET path stays hook-free.
         self.write_hooks = ((self.replication is not None and self.replication.wants_writes)
                             or self.pubsub.wants("$"))
+        self.update_lane()
+
+    def update_lane(self) -> None:
+        """Recompute the fast lane's gate: off while any observer would see
+        the difference between a lane command and a Python one (lane.py).
+        Features that watch single commands or keys add their condition here
+        and call this when it changes."""
+        self.lane_ok = self.lane_enabled and not self.pubsub.wants("$")
 
     def wrote(self, client, key: bytes) -> None:
         """After every successful local write."""
@@ -293,6 +308,7 @@ class Server:
             ("uptime_in_days", up // 86400), ("hz", 10),
             ("executable", sys.argv[0] if sys.argv else ""),
             ("config_file", self.config.source_file or ""),
+            ("repram_fast_lane", "yes" if self.lane_enabled else "no"),
         ]
 
     def _info_clients(self):
