@@ -349,8 +349,8 @@ def _fmt_ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def _servers_for(args, cell: Cell) -> list[str]:
-    return [v.name for v in args.variant_list if not v.feature_only or cell.id in FEATURE_CELLS]
+def _servers_for(args, cell_id: str) -> list[str]:
+    return [v.name for v in args.variant_list if not v.feature_only or cell_id in FEATURE_CELLS]
 
 
 def summarize(args: argparse.Namespace, runs: list[Run]) -> list[dict]:
@@ -358,7 +358,7 @@ def summarize(args: argparse.Namespace, runs: list[Run]) -> list[dict]:
     for c in args.cell_list:
         cell: dict = {"cell": c.id, "workload": c.workload, "pipeline": c.pipeline, "clients": c.clients,
                       "requests": requests_for(c, args.requests_scale)}
-        for name in _servers_for(args, c):
+        for name in _servers_for(args, c.id):
             ok = [r for r in runs if r.cell == c.id and r.server == name and r.ok]
             if not ok:
                 cell[name] = None
@@ -375,7 +375,7 @@ def summarize(args: argparse.Namespace, runs: list[Run]) -> list[dict]:
                 "client_util": median(r.client_util for r in ok),
             }
         r = cell.get("redis")
-        for name in _servers_for(args, c):
+        for name in _servers_for(args, c.id):
             o = cell.get(name)
             cell["ratio_" + name] = (o["rps"] / r["rps"]) if (r and o and r["rps"]) else None
         cell["ratio"] = cell.get("ratio_ours")
@@ -459,7 +459,7 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     out.append("")
     notes = []
     for c in cells:
-        for name in _servers_for(args, c):
+        for name in _servers_for(args, c['cell']):
             s = c.get(name)
             label = f"{c['cell']} {name}"
             if s is None:
@@ -592,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
                                     binary=args.redis_benchmark, timeout=args.run_timeout)
 
         plan = [(c, i, name) for c in args.cell_list for i in range(args.runs)
-                for name in _servers_for(args, c) if name in active]
+                for name in _servers_for(args, c.id) if name in active]
         for k, (c, i, name) in enumerate(plan, 1):
             rec = run_one(args, servers, c, i, name)
             runs.append(rec)

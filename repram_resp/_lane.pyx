@@ -26,10 +26,32 @@ from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
+from cpython.float cimport PyFloat_FromDouble
 
-import time
+from .clock import wall_ms as _wall_ms
 
-cdef object _monotonic = time.monotonic
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_REALTIME
+    int CLOCK_MONOTONIC
+
+
+cdef inline long long _c_wall_ms():
+    # == clock.wall_ms() (time.time_ns() // 1_000_000): the same CLOCK_REALTIME
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline object _c_monotonic():
+    # == time.monotonic(): CLOCK_MONOTONIC in float seconds
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return PyFloat_FromDouble(ts.tv_sec + ts.tv_nsec * 1e-9)
 
 # Must equal repram_resp.cluster.replicator.FLUSH_BYTES (tests/test_lane.py checks).
 FLUSH_BYTES = 1024 * 1024
@@ -172,40 +194,28 @@ def execute(client, bytes data, Py_ssize_t out_limit):
     cdef Py_ssize_t max_bulk = parser.max_bulk
     if parser.max_args < 5:
         return data
-    cdef long long min_ttl = server.config.min_ttl_ms
-    cdef long long max_ttl = server.config.max_ttl_ms
-    cdef long long maxmem = ks.maxmemory_bytes
-    cdef bint writes = server.write_refusal is None
     clock = server.clock
-    cdef long long now = clock()
+    cdef bint wall = clock is _wall_ms
+    cdef long long now = _c_wall_ms() if wall else clock()
     null = client.enc.null
     cdef const char* null_p = PyBytes_AS_STRING(null)
     cdef Py_ssize_t null_n = PyBytes_GET_SIZE(null)
 
-    # Replication (Replicator.local_write), read once.
-    cdef bint hooks = server.write_hooks
+    # What only SETs need is read at the first SET (writes_read).
+    cdef bint writes_read = False, writes = False
+    cdef long long min_ttl = 0, max_ttl = 0, maxmem = 0, used = 0
+    hlc = None
+    # Replication (Replicator.local_write).
+    cdef bint hooks = False
     rep = None
     parts = None
     cdef long long rep_off = 0, rep_bytes = 0, min_peer_bulk = 0, client_off = 0
     cdef bint streaming = False, scheduled = False, lo_unset = False
-    if hooks:
-        rep = server.replication.replicator
-        rep_off = rep.offset
-        streaming = PyList_GET_SIZE(rep.streaming) > 0
-        if streaming:
-            parts = rep._parts
-            rep_bytes = rep._bytes
-            scheduled = rep._scheduled
-            min_peer_bulk = rep._min_peer_bulk
-        client_off = client.write_offset
-        lo_unset = client_off == 0
 
     # Counters written back at the end.
     cdef long long hits = 0, misses = 0, used_delta = 0, ncmds = 0
-    cdef long long used = ks.used_bytes
     cdef long long hlc_last = 0
     cdef bint stamped = False
-    hlc = ks.hlc
     cdef int last_kind = 0
 
     cdef char stack[8192]
@@ -246,7 +256,7 @@ def execute(client, bytes data, Py_ssize_t out_limit):
             if q < 0:
                 break
             if not (ncmds & 31) and ncmds:
-                now = clock()            # one reading per 32 commands, as _run_batch
+                now = _c_wall_ms() if wall else clock()   # one reading per 32 commands, as _run_batch
             if kind == 1:
                 # GET key (Keyspace.get)
                 key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
@@ -273,6 +283,27 @@ def execute(client, bytes data, Py_ssize_t out_limit):
                 pos = q
                 continue
             # SET key value EX|PX n
+            if not writes_read:
+                writes_read = True
+                writes = server.write_refusal is None
+                cfg = server.config
+                min_ttl = cfg.min_ttl_ms
+                max_ttl = cfg.max_ttl_ms
+                maxmem = ks.maxmemory_bytes
+                used = ks.used_bytes
+                hlc = ks.hlc
+                hooks = server.write_hooks
+                if hooks:
+                    rep = server.replication.replicator
+                    rep_off = rep.offset
+                    streaming = PyList_GET_SIZE(rep.streaming) > 0
+                    if streaming:
+                        parts = rep._parts
+                        rep_bytes = rep._bytes
+                        scheduled = rep._scheduled
+                        min_peer_bulk = rep._min_peer_bulk
+                    client_off = client.write_offset
+                    lo_unset = client_off == 0
             if not writes:
                 break
             q = _bulk(p, q, end, max_bulk, &vs, &vn)
@@ -394,15 +425,14 @@ def execute(client, bytes data, Py_ssize_t out_limit):
             ks.used_bytes += used_delta
         if stamped:
             hlc.last = hlc_last
-        if hooks:
+        if hooks and rep_off:
             rep.offset = rep_off
             client.write_offset = client_off
             if streaming:
                 rep._bytes = rep_bytes
-        server.now = now
         server.stat_commands += ncmds
         client.last_cmd = GET_CMD if last_kind == 1 else SET_CMD
-        client.last_active = _monotonic()
+        client.last_active = _c_monotonic()
         if client._push_buf:
             client._flush_pushes()       # pushes queued earlier go out first
         client.transport.write(PyBytes_FromStringAndSize(out.p, out.n))

@@ -13,13 +13,23 @@ Invariants:
   first (a GET of a live key then skips one memory load; ~6% measured).
 * ``index`` holds exactly the keys of ``data``, sorted bytewise, so a pattern
   with a literal prefix is answered in O(log N + keys under the prefix).
-* Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel): a key is
-  filed in exactly one bucket, never later than its deadline's.  An overwrite
-  that shortens the deadline moves the key (exactly, so nothing stale
-  accumulates); one that extends it leaves it filed early and the reclaimer
-  re-files it when that bucket comes due.  A heap orders bucket ids.  The
-  background reclaimer (server.py) drains due buckets in bounded batches and
-  reports each expiry through ``on_expired`` (keyspace notifications).
+* Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel).  A
+  bucket is a *list* of filings (keys); a filing of key k in bucket b is
+  *live* when ``data[k][3]`` is b's start, *stale* otherwise.  Every key has
+  at least one live filing, in a bucket no later than its deadline's; at
+  most one unless the rare case below.  (Lists, not sets: 8 bytes a key
+  instead of ~44, measured -- the price is stale filings, kept bounded.)
+  An overwrite that shortens the deadline files the key again in the earlier
+  bucket and leaves the old filing stale; one that extends it leaves it
+  filed early and the reclaimer re-files it when that bucket comes due.  The
+  reclaimer skips stale filings (counting them as work); a bucket whose
+  stale filings pass half of it (and 32) is compacted at once, so a bucket
+  holds at most about twice its live filings.  A re-filing can land in a
+  bucket that still holds a stale filing of the same key, which then is live
+  again (two live filings): harmless, as the first visit deletes or re-files
+  the key and the second then finds it stale.  A heap orders bucket ids.
+  The background reclaimer (server.py) drains due buckets in bounded batches
+  and reports each expiry through ``on_expired`` (keyspace notifications).
 * ``used_bytes`` = sum over keys of len(key) + len(value) + ENTRY_OVERHEAD_BYTES.
   ``maxmemory`` is enforced before a write is applied (noeviction only); a
   refused write changes nothing.
@@ -33,7 +43,7 @@ from typing import Callable
 
 from sortedcontainers import SortedList
 
-from .clock import HLC, LOGICAL_BITS
+from .clock import HLC
 from .glob import compile_glob, is_match_all, literal_prefix
 
 BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
@@ -41,12 +51,13 @@ BUCKET_MS = 1 << BUCKET_SHIFT
 
 # Per-entry bookkeeping beyond the key and value bytes: what the process
 # really spends per key, measured (benchmarks/memory_per_key.py: 1,000,000
-# keys of 16 + 64 bytes cost 476 bytes of RSS each, so 396 beyond key+value).
+# keys of 16 + 64 bytes cost 415 bytes of RSS each with bucket lists, so 335
+# beyond key+value; 476 / 396 with bucket sets).
 # It covers two bytes objects (headers, pymalloc rounding), the entry tuple,
 # the deadline and version ints, the dict slot at its load factor, the
-# sorted-index slot and the expiry-bucket set slot.  Counting less would let
+# sorted-index slot and the expiry-bucket list slot.  Counting less would let
 # real memory run past maxmemory.
-ENTRY_OVERHEAD_BYTES = 396
+ENTRY_OVERHEAD_BYTES = 336
 
 
 class OutOfMemory(Exception):
@@ -63,8 +74,9 @@ class Keyspace:
         self.data: dict[bytes, tuple] = {}
         self.hlc = hlc if hlc is not None else HLC()   # stamps local writes
         self.index = SortedList()
-        self._buckets: dict[int, set] = {}
+        self._buckets: dict[int, list] = {}
         self._starts: dict[int, int] = {}   # bucket id -> its start ms (the shared int)
+        self._stale: dict[int, int] = {}    # bucket id -> stale filings in it (moves out)
         self._bucket_heap: list[int] = []
         self.used_bytes = 0
         self.maxmemory_bytes = maxmemory_bytes
@@ -113,13 +125,10 @@ class Keyspace:
     def put(self, key: bytes, value: bytes, deadline: int, version: int | None, now: int) -> None:
         """Store (key, value) until deadline.  Raises OutOfMemory (no change).
         ``version`` None means a local write: it is stamped with the next HLC
-        version here (HLC.tick inlined: this is the SET hot path)."""
+        version here.  (The fast lane mirrors this for an overwrite that
+        stays in its bucket: lane.py.)"""
         if version is None:
-            hlc = self.hlc
-            version = now << LOGICAL_BITS
-            if version <= hlc.last:
-                version = hlc.last + 1
-            hlc.last = version
+            version = self.hlc.tick(now)
         data = self.data
         old = data.get(key)
         nb = deadline >> BUCKET_SHIFT
@@ -144,18 +153,34 @@ class Keyspace:
         if delta:
             self.used_bytes += delta
         if deadline < sched:
-            # An earlier deadline must move the key to an earlier bucket; a
-            # later one leaves it where it is (the reclaimer re-files it when
-            # that bucket comes due), so the usual overwrite touches no set.
-            ob = sched >> BUCKET_SHIFT
-            s = self._buckets.get(ob)
-            if s is not None:
-                s.discard(key)
-                if not s:
-                    del self._buckets[ob]
-                    del self._starts[ob]
-            sched = self._schedule(key, nb)
+            # An earlier deadline files the key in an earlier bucket, leaving
+            # the old filing stale; a later one leaves it where it is (the
+            # reclaimer re-files it when that bucket comes due), so the usual
+            # overwrite touches no bucket.
+            data[key] = (value, deadline, version, self._schedule(key, nb))
+            self._left(sched >> BUCKET_SHIFT)
+            return
         data[key] = (value, deadline, version, sched)
+
+    def _left(self, b: int) -> None:
+        """A key's live filing in bucket b went stale: count it, and compact
+        the bucket once stale filings are over half of it."""
+        s = self._buckets.get(b)
+        if s is None:
+            return
+        n = self._stale.get(b, 0) + 1
+        if n <= 32 or 2 * n <= len(s):
+            self._stale[b] = n
+            return
+        start = self._starts[b]
+        data = self.data
+        live = [k for k in s if (e := data.get(k)) is not None and e[3] == start]
+        self._stale.pop(b, None)
+        if live:
+            s[:] = live
+        else:
+            del self._buckets[b]
+            del self._starts[b]
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
         """Apply a replicated write by last-writer-wins.  Returns True if it
@@ -176,7 +201,7 @@ class Keyspace:
         s = self._buckets.get(b)
         if s is None:
             start = self._starts[b] = b << BUCKET_SHIFT
-            self._buckets[b] = {key}
+            self._buckets[b] = [key]
             heapq.heappush(self._bucket_heap, b)
             if len(self._bucket_heap) > 4 * len(self._buckets) + 4096:
                 # Ids of buckets emptied by moves linger in the heap;
@@ -186,7 +211,7 @@ class Keyspace:
             if self.on_new_bucket is not None:
                 self.on_new_bucket((b + 1) << BUCKET_SHIFT)
             return start
-        s.add(key)
+        s.append(key)
         return self._starts[b]
 
     # -- expiry --------------------------------------------------------------
@@ -216,10 +241,10 @@ class Keyspace:
             start = b << BUCKET_SHIFT
             while s and done < budget:
                 key = s.pop()
-                e = data.get(key)
-                if e is None or e[3] != start:    # defensive: not filed here
-                    continue
                 done += 1
+                e = data.get(key)
+                if e is None or e[3] != start:    # a stale filing
+                    continue
                 if now > e[1]:
                     self._delete(key, e)
                 else:
@@ -228,6 +253,7 @@ class Keyspace:
             if not s:
                 del buckets[b]
                 del self._starts[b]
+                self._stale.pop(b, None)
                 heapq.heappop(heap)
         return done
 
@@ -246,10 +272,20 @@ class Keyspace:
         s = self._buckets.get(b)
         if s:
             data = self.data
-            for key in [k for k in s if now > data[k][1]]:
-                s.discard(key)
-                self._delete(key, data[key])
-            if not s:
+            start = b << BUCKET_SHIFT
+            keep = []
+            for key in s:
+                e = data.get(key)
+                if e is None or e[3] != start:
+                    continue                      # stale: dropped
+                if now > e[1]:
+                    self._delete(key, e)
+                else:
+                    keep.append(key)
+            self._stale.pop(b, None)
+            if keep:
+                s[:] = keep
+            else:
                 del self._buckets[b]
                 del self._starts[b]
 
