@@ -184,7 +184,7 @@ DEMOS = [dead_drop, lock, heartbeat, state_machine, dedup, circuit_breaker]
 
 def main(argv: list[str]) -> int:
     """Run every demo in real time against a node (best on an empty one),
-    with the shortest TTLs the default min-ttl of 1 s allows."""
+    with short TTLs (whole seconds, so it also runs under a min-ttl of 1 s)."""
     port = int(argv[1]) if len(argv) > 1 else 6379
     r = redis.Redis(host="127.0.0.1", port=port)
     short = {dead_drop: {"ttl_s": 2}, lock: {"lease_s": 3}, heartbeat: {"ttl_s": 2},

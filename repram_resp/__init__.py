@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 # The Redis version we report in INFO / HELLO.  Clients gate features on it
-# (CLIENT SETINFO needs >= 7.2, EXPIRETIME needs >= 7.0), so claim the Redis
+# (CLIENT SETINFO needs >= 7.2, EXPIRETIME needs >= 7.0, redis-py's client-side
+# cache needs >= 7.4), so claim the Redis
 # release whose command surface we mirror.
-REDIS_COMPAT_VERSION = "7.2.0"
+REDIS_COMPAT_VERSION = "7.4.0"

@@ -26,7 +26,6 @@ from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
-from cpython.float cimport PyFloat_FromDouble
 
 from .clock import wall_ms as _wall_ms
 
@@ -37,7 +36,6 @@ cdef extern from "<time.h>" nogil:
         long tv_nsec
     int clock_gettime(int clk, timespec* ts)
     int CLOCK_REALTIME
-    int CLOCK_MONOTONIC
 
 
 cdef inline long long _c_wall_ms():
@@ -47,15 +45,12 @@ cdef inline long long _c_wall_ms():
     return ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
-cdef inline object _c_monotonic():
-    # == time.monotonic(): CLOCK_MONOTONIC in float seconds
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return PyFloat_FromDouble(ts.tv_sec + ts.tv_nsec * 1e-9)
-
 # Must equal repram_resp.cluster.replicator.FLUSH_BYTES (tests/test_lane.py checks).
 FLUSH_BYTES = 1024 * 1024
 cdef long long _FLUSH_BYTES = FLUSH_BYTES
+# Must equal repram_resp.cluster.replicator.MAX_BATCH_ENTRIES (checked too).
+MAX_BATCH_ENTRIES = 65536
+cdef Py_ssize_t _MAX_BATCH_ENTRIES = MAX_BATCH_ENTRIES
 cdef int LOGICAL_BITS = 16        # repram_resp.clock.LOGICAL_BITS (checked by the tests too)
 cdef int TTL_MAX_DIGITS = 12      # longer TTL arguments take the Python path
 
@@ -171,13 +166,12 @@ cdef inline int _name(const unsigned char* p, Py_ssize_t s):
 
 # -- the lane -------------------------------------------------------------------
 
-def execute(client, bytes data, Py_ssize_t out_limit):
+def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssize_t max_bytes):
     """Run the lane over data; see the module header and lane.py."""
-    # Per-client conditions (the server-wide one, server.lane_ok, is the
-    # caller's): plain execution, nothing suspended or paused, and the
-    # parser on a command boundary holding nothing.
-    if client.gate is not None or client._suspended is not None or client._blocked_batch is not None \
-            or client._paused:
+    # Per-client conditions (the caller checked server.lane_ok and that no
+    # batch or turn is waiting): plain execution, not paused, and the parser
+    # on a command boundary holding nothing.
+    if client.gate is not None or client._paused:
         return data
     parser = client.parser
     if parser._argc or len(parser._buf) or parser.error is not None:
@@ -234,7 +228,7 @@ def execute(client, bytes data, Py_ssize_t out_limit):
     cdef object key, value, entry, old_value
 
     try:
-        while pos < end and out.n < out_limit:
+        while pos < end and out.n < out_limit and ncmds < max_cmds and pos < max_bytes:
             # "*2\r\n" or "*5\r\n"
             if end - pos < 14 or p[pos] != 42 or p[pos + 2] != 13 or p[pos + 3] != 10:
                 break
@@ -402,7 +396,7 @@ def execute(client, bytes data, Py_ssize_t out_limit):
                         scheduled = True
                         rep._scheduled = True
                         rep.cluster.loop.call_soon(rep.flush)
-                    elif rep_bytes > _FLUSH_BYTES:
+                    elif rep_bytes > _FLUSH_BYTES or PyList_GET_SIZE(parts) >= _MAX_BATCH_ENTRIES:
                         rep._bytes = rep_bytes
                         rep.offset = rep_off
                         rep.flush()
@@ -432,7 +426,6 @@ def execute(client, bytes data, Py_ssize_t out_limit):
                 rep._bytes = rep_bytes
         server.stat_commands += ncmds
         client.last_cmd = GET_CMD if last_kind == 1 else SET_CMD
-        client.last_active = _c_monotonic()
         if client._push_buf:
             client._flush_pushes()       # pushes queued earlier go out first
         client.transport.write(PyBytes_FromStringAndSize(out.p, out.n))
@@ -441,7 +434,15 @@ def execute(client, bytes data, Py_ssize_t out_limit):
             free(out.p)
     if pos >= end:
         return None
-    return data[pos:]
+    rest = data[pos:]
+    if ncmds >= max_cmds or pos >= max_bytes:
+        # This turn's budget is spent (connection.py, issue 7): the rest
+        # waits in the parser for the next turn, as the Python path does.
+        client.parser.buffer(rest)
+        client._yield_turn()
+        return None
+    client._lane_ran = ncmds
+    return rest
 
 
 cdef inline long long _digits(long long v):

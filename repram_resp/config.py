@@ -48,7 +48,11 @@ DIRECTIVES: list[Directive] = [
     Directive("port", "int", 6379, "port", lo=0, hi=65535,
               doc="client port; 0 lets the OS choose (logged at startup)"),
     Directive("cluster-port", "int", -1, "cluster_port", lo=-1, hi=65535,
-              doc="peer port; -1 means port+10000 (or OS-chosen when port is 0)"),
+              doc="peer port; -1 means port+10000 (or OS-chosen when port is 0); "
+                  "setting it turns clustering on"),
+    # Issue 7: clustering is opt-in; a single node opens no cluster port.
+    Directive("cluster-enabled", "bool", False, "cluster_enabled",
+              doc="open the cluster port (also implied by peers or an explicit cluster-port)"),
     Directive("peers", "list", [], "peers", doc="seed peers host:cluster-port"),
     Directive("enclave", "str", "default", "enclave", doc="replication boundary"),
     Directive("cluster-secret", "str", "", "cluster_secret", doc="shared secret for peer links"),
@@ -61,8 +65,8 @@ DIRECTIVES: list[Directive] = [
     Directive("min-replicas-max-lag", "int", 10, "min_replicas_max_lag_s", mutable=True, lo=0, hi=3600),
     Directive("default-ttl", "int", 3600, "default_ttl_ms", mutable=True, lo=0, hi=INT64 // 1000,
               scale=1000, doc="seconds given to a write without TTL; 0 = refuse such writes"),
-    Directive("min-ttl", "int", 1, "min_ttl_ms", mutable=True, lo=0, hi=INT64 // 1000, scale=1000,
-              doc="seconds; shorter TTLs are refused"),
+    Directive("min-ttl", "int", 0, "min_ttl_ms", mutable=True, lo=0, hi=INT64 // 1000, scale=1000,
+              doc="seconds; shorter TTLs are refused; 0 = any positive TTL (ms precision)"),
     Directive("max-ttl", "int", 86400, "max_ttl_ms", mutable=True, lo=1, hi=INT64 // 1000, scale=1000,
               doc="seconds; longer TTLs are refused"),
     Directive("maxmemory", "size", 0, "maxmemory_bytes", mutable=True, lo=0, hi=INT64,
@@ -73,6 +77,16 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", "int", 0, "timeout_s", mutable=True, lo=0, hi=INT64,
               doc="close idle clients after this many seconds; 0 = never"),
     Directive("requirepass", "str", "", "requirepass", mutable=True),
+    Directive("protected-mode", "bool", True, "protected_mode", mutable=True,
+              doc="with no requirepass, only loopback and Unix clients are served (Redis)"),
+    # Issue 7: fairness -- one client's share of an event-loop turn.
+    Directive("client-turn-max-commands", "int", 1000, "client_turn_max_commands", mutable=True,
+              lo=1, hi=1_000_000, doc="commands one client runs per loop turn before others run"),
+    Directive("client-turn-max-bytes", "size", 256 * 1024, "client_turn_max_bytes", mutable=True,
+              lo=1024, hi=INT64, doc="request bytes one client's parser takes per loop turn"),
+    Directive("maxmemory-clients", "size", 0, "maxmemory_clients_bytes", mutable=True, lo=0,
+              hi=INT64, doc="all clients' query+output buffers; over it the biggest are closed "
+                            "(Redis 7); 0 = no limit"),
     Directive("proto-max-bulk-len", "size", 512 * MB, "proto_max_bulk_bytes", mutable=True,
               lo=1024 * 1024, hi=INT64, doc="largest bulk string (Redis default 512mb)"),
     Directive("proto-max-multibulk-len", "int", 1024 * 1024, "proto_max_args", mutable=True,
@@ -102,8 +116,31 @@ DIRECTIVES: list[Directive] = [
               lo=1, hi=1_000_000, doc="keys reclaimed per expiry cycle before yielding to clients"),
     Directive("scan-cursor-max-entries", "int", 100_000, "scan_cursor_max_entries", mutable=True,
               lo=16, hi=10_000_000, doc="SCAN continuation cursors remembered (oldest dropped)"),
+    Directive("tracking-table-max-keys", "int", 1_000_000, "tracking_table_max_keys", mutable=True,
+              lo=0, hi=INT64, doc="keys remembered for CLIENT TRACKING (beyond: invalidated); 0 = no limit"),
     Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
               doc="seconds to finish replies and flush peers on SIGTERM"),
+    # -- REPRAM HTTP API (repram_resp/http/) ---------------------------------
+    Directive("http-port", "int", 0, "http_port", lo=-1, hi=65535,
+              doc="REPRAM HTTP API port; 0 = off (the default), -1 = OS-chosen (logged)"),
+    Directive("http-bind", "list", [], "http_bind", doc="addresses for the HTTP API; empty = bind"),
+    Directive("http-tls", "bool", False, "http_tls",
+              doc="serve the HTTP API over TLS with tls-cert-file / tls-key-file"),
+    Directive("http-quorum-timeout-ms", "int", 5000, "http_quorum_timeout_ms", mutable=True,
+              lo=1, hi=600_000, doc="PUT waits this long for the REPRAM quorum: 201, else 202 "
+              "(REPRAM_WRITE_TIMEOUT)"),
+    Directive("http-max-body-bytes", "size", 10 * MB, "http_max_body_bytes", mutable=True,
+              lo=0, hi=INT64, doc="largest request body (value); more is a 413 (REPRAM: 10 MiB)"),
+    Directive("http-max-header-bytes", "size", 64 * 1024, "http_max_header_bytes", mutable=True,
+              lo=1024, hi=64 * MB, doc="request line + headers; more is a 431"),
+    Directive("http-max-headers", "int", 100, "http_max_headers", mutable=True, lo=1, hi=100_000,
+              doc="headers per request; more is a 431"),
+    Directive("http-request-timeout-ms", "int", 30_000, "http_request_timeout_ms", mutable=True,
+              lo=0, hi=INT64, doc="a request must arrive whole within this (else 408); 0 = never"),
+    Directive("http-idle-timeout-ms", "int", 60_000, "http_idle_timeout_ms", mutable=True,
+              lo=0, hi=INT64, doc="close a keep-alive connection idle this long; 0 = never"),
+    Directive("http-maxclients", "int", 10000, "http_maxclients", mutable=True, lo=1,
+              hi=1_000_000, doc="most simultaneous HTTP connections (more get a 503)"),
     # -- cluster (replication layer, repram_resp/cluster/) ----------------
     Directive("cluster-announce-ip", "str", "", "cluster_announce_ip",
               doc="address peers should dial; empty = the first bind address (or the one they see)"),
@@ -129,6 +166,15 @@ DIRECTIVES: list[Directive] = [
     Directive("cluster-peer-queue-limit", "size", 64 * MB, "cluster_peer_queue_limit_bytes",
               mutable=True, lo=64 * 1024, hi=INT64,
               doc="unsent bytes per peer; past it the peer is dropped and resynchronised"),
+    Directive("cluster-anti-entropy-interval-ms", "int", 2000, "cluster_anti_entropy_interval_ms",
+              mutable=True, lo=0, hi=3_600_000,
+              doc="range-digest repair with every peer this often (and on reconnect); 0 = off"),
+    Directive("cluster-max-clock-skew-ms", "int", 1000, "cluster_max_clock_skew_ms", mutable=True,
+              lo=1, hi=3_600_000,
+              doc="a peer whose clock is provably further off than this is refused"),
+    Directive("cluster-floor-max-memory", "size", 64 * MB, "cluster_floor_max_bytes",
+              mutable=True, lo=0, hi=INT64,
+              doc="bytes of version floors kept; past it the earliest-retiring go early; 0 = no bound"),
 ]
 
 BY_NAME: dict[str, Directive] = {d.name: d for d in DIRECTIVES}
@@ -295,11 +341,25 @@ class Config:
             raise ConfigError("bad value for 'tls-port': needs tls-cert-file and tls-key-file")
         if self.tls_cluster and not (self.tls_cert_file and self.tls_key_file):
             raise ConfigError("bad value for 'tls-cluster': needs tls-cert-file and tls-key-file")
+        if self.http_tls and not (self.tls_cert_file and self.tls_key_file):
+            raise ConfigError("bad value for 'http-tls': needs tls-cert-file and tls-key-file")
         if not self.bind:
             raise ConfigError("bad value for 'bind': no address")
         if self.appendonly:
             raise ConfigError("bad value for 'appendonly': REPRAM is RAM only, it must be 'no'")
+        if self.clustering and self.requirepass and not self.cluster_secret:
+            # Issue 7: an open cluster port would hand every key to any local
+            # process that dials it, password or not (Redis replicas need
+            # masterauth likewise).
+            raise ConfigError("bad value for 'requirepass': with clustering on (cluster-enabled, "
+                              "peers or cluster-port) it needs cluster-secret, or peers could read "
+                              "and write without the password")
         self._validate_cluster()
+
+    @property
+    def clustering(self) -> bool:
+        """Issue 7: open the cluster port only when asked to."""
+        return bool(self.cluster_enabled or self.peers or self.cluster_port != -1)
 
     def _validate_cluster(self) -> None:
         if self.cluster_ping_interval_ms >= self.cluster_suspect_after_ms:
@@ -321,7 +381,7 @@ class Config:
     def check_files(self) -> None:
         """Files the node will open at startup must be readable now, so a typo
         is reported as a bad directive rather than a failure to start."""
-        if not (self.tls_port or self.tls_cluster):
+        if not (self.tls_port or self.tls_cluster or self.http_tls):
             return
         for name in ("tls-cert-file", "tls-key-file", "tls-ca-cert-file"):
             path = getattr(self, BY_NAME[name].attr)

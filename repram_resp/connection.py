@@ -13,6 +13,14 @@ Rules:
 * The "gate" is set while anything but plain execution applies (MULTI
   queueing, authentication pending, RESP2 subscribed mode); ungated commands
   take the short path.
+* Fairness (issue 7): one client runs at most ``client-turn-max-commands``
+  commands (and its parser at most ``client-turn-max-bytes`` of input) per
+  event-loop turn.  What is left waits, with reading paused, for a
+  ``call_soon`` -- so every other ready client is served in between.
+* Before AUTH (issue 7): Redis's parser limits (protocol.py), one command per
+  parse step (AUTH takes effect before the next is parsed), and unsent
+  output bounded like Redis's (``UNAUTH_OUTPUT_LIMIT_BYTES``): a client that
+  pipelines guesses without reading the replies is disconnected.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import time
 
 from . import errors, lane
 from .commands import TABLE, find, lookup_error
+from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
 
 log = logging.getLogger("repram.client")
@@ -33,6 +42,9 @@ _GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
                             "quit", "reset", "ssubscribe", "sunsubscribe"})
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
+# Redis closes an unauthenticated client whose replies pass its 16 KiB
+# static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
+UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 
 
 class Client(asyncio.Protocol):
@@ -51,6 +63,8 @@ class Client(asyncio.Protocol):
         self.addr = self.laddr = "?"
         self.created = self.last_active = time.monotonic()
         self.authenticated = not cfg.requirepass
+        if not self.authenticated:
+            self.parser.set_unauthenticated(True)
         self.multi = None
         self.multi_dirty = False
         self.watched: dict = {}
@@ -67,8 +81,14 @@ class Client(asyncio.Protocol):
         self._blocked_batch = None
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
+        self._lane_ran = 0       # commands the fast lane ran of a read it handed on
+        self._turn = None        # call_soon handle of this client's next turn (budget spent)
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
+        self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
+        self.shard_channels: set = set()   # SSUBSCRIBE
+        self.ttl_override = None  # EXEC: key -> deadline an EXPIRE in the transaction gave its write
+        self.tx_scan = None      # MULTI: (queue entries scanned, keys written) for EXPIRE
         self.repl_lo = 0         # ... and of its first write since its last WAIT
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -80,6 +100,13 @@ class Client(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self.addr = _fmt_addr(peer)
         self.laddr = _fmt_addr(sock)
+        if self.server.protected_refuses(peer):
+            # Redis answers before registering the client (clientAcceptHandler).
+            self.server.stat_rejected += 1
+            transport.write(encode_error(errors.DENIED_PROTECTED_MODE))
+            transport.close()
+            self.closed = True
+            return
         if not self.server.register(self):
             transport.write(encode_error(errors.MAX_CLIENTS))
             transport.close()
@@ -99,34 +126,61 @@ class Client(asyncio.Protocol):
     def resume_writing(self):
         if self._paused and not self.closed:
             self._paused = False
-            if self._suspended is not None:
-                cmds, i = self._suspended
-                self._suspended = None
-                self._run_batch(cmds, i)
-            if self.blocked is None and not self._paused and self._suspended is None \
-                    and not self.closed:
-                self.transport.resume_reading()
+            if self._turn is None:
+                self._next_turn()
 
     def data_received(self, data):
         if self.closed:
             return
-        if self.server.lane_ok:
-            # The fast lane runs the plain GET/SET prefix of this read and
-            # returns the rest (None: all done); see lane.py.
-            data = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES)
-            if data is None:
-                return
-        cmds = self.parser.feed(data)
         self.last_active = time.monotonic()
-        self.server.stat_commands += len(cmds)
-        waiting = self._suspended[0] if self._suspended is not None else self._blocked_batch
-        if waiting is not None:
-            # A read that raced with a pause: queue behind the waiting batch.
-            waiting.extend(cmds)
+        if self._suspended is not None or self._blocked_batch is not None or self._turn is not None:
+            # A read that raced with a pause: its bytes wait in the parser,
+            # parsed (in order) once the waiting batch has run.
+            self.parser.buffer(data)
             return
-        self._run_batch(cmds, 0)
+        cfg = self.server.config
+        spent = 0
+        if self.server.lane_ok:
+            # The fast lane runs the plain GET/SET prefix of this read within
+            # this turn's budget and returns the rest (None: nothing left for
+            # this turn); see lane.py.
+            rest = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES, cfg.client_turn_max_commands,
+                         cfg.client_turn_max_bytes)
+            if rest is None:
+                return
+            if rest is not data:
+                spent = self._lane_ran      # commands of this turn's budget it used
+                data = rest
+        cmds = self.parser.feed(data, cfg.client_turn_max_commands - spent, cfg.client_turn_max_bytes)
+        self.server.stat_commands += len(cmds)
+        self._run_batch(cmds, 0, spent)
 
-    def _run_batch(self, cmds: list, i: int) -> None:
+    def _next_turn(self) -> None:
+        """Continue after a pause (budget spent, flow control, a blocking
+        command): the rest of the waiting batch, then buffered input."""
+        self._turn = None
+        if self.closed or self._paused or self.blocked is not None:
+            return
+        if self._suspended is not None:
+            cmds, i = self._suspended
+            self._suspended = None
+            self._run_batch(cmds, i)
+        elif self.parser.more:
+            cfg = self.server.config
+            cmds = self.parser.feed(b"", cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+            self.server.stat_commands += len(cmds)
+            self._run_batch(cmds, 0)
+        if self._turn is None and self._suspended is None and self.blocked is None \
+                and not self._paused and not self.closed:
+            self.transport.resume_reading()
+
+    def _yield_turn(self) -> None:
+        """Budget spent: stop reading, continue on the next loop turn."""
+        if self._turn is None:
+            self.transport.pause_reading()
+            self._turn = asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _run_batch(self, cmds: list, i: int, spent: int = 0) -> None:
         """Execute cmds[i:], write all replies at once.
 
         Two things can suspend a batch, and both resume it at the next
@@ -147,7 +201,16 @@ class Client(asyncio.Protocol):
             server = self.server
             clock = server.clock
             server.now = clock()
+            stop = i + server.config.client_turn_max_commands - spent   # this turn's budget
             for argv in (cmds if i == 0 else cmds[i:]):
+                if i >= stop:
+                    # Budget spent: the rest runs on a later loop turn.
+                    self._out = None
+                    if out:
+                        self.transport.write(b"".join(out))
+                    self._suspended = (cmds, i)
+                    self._yield_turn()
+                    return
                 i += 1
                 if not i & 31:
                     # Commands read the instant from server.now: one clock
@@ -190,7 +253,14 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
+            if not self.authenticated and \
+                    self.transport.get_write_buffer_size() > UNAUTH_OUTPUT_LIMIT_BYTES:
+                self.server.client_cut(self, "unauthenticated client's unread replies over %d bytes"
+                                       % UNAUTH_OUTPUT_LIMIT_BYTES)
+                return
         parser = self.parser
+        if parser.more and parser.error is None and not self.closed:
+            self._yield_turn()      # input left in the parser: next turn
         if parser.error is not None:
             self.server.stat_protocol_errors += 1
             log.debug("protocol error from %s: %s", self.addr, parser.error)
@@ -218,7 +288,7 @@ class Client(asyncio.Protocol):
             self.transport.write(reply)
             self._run_batch(cmds, i)
             if not self._paused and self.blocked is None and self._suspended is None \
-                    and not self.closed:
+                    and self._turn is None and not self.closed:
                 self.transport.resume_reading()
         fut.add_done_callback(done)
 
@@ -242,14 +312,19 @@ class Client(asyncio.Protocol):
         except Exception:  # a bug must cost one reply, not the connection
             return self._internal_error(cmd)
 
-    def run(self, cmd, argv) -> bytes:
+    def run(self, cmd, argv, handler=None) -> bytes:
         """Execute with all central checks (used by EXEC and the gate)."""
         err = lookup_error(cmd, argv)
         if err is not None:
             return self.error(err)
         self.last_cmd = cmd
+        if self.tracking is not None:
+            return self.server.tracking.run(self, cmd, argv, lambda: self._call(cmd, argv, handler))
+        return self._call(cmd, argv, handler)
+
+    def _call(self, cmd, argv, handler=None) -> bytes:
         try:
-            return cmd.handler(self, argv)
+            return (handler or cmd.handler)(self, argv)
         except Exception:
             return self._internal_error(cmd)
 
@@ -262,12 +337,15 @@ class Client(asyncio.Protocol):
             return self.error(errors.NOAUTH)
         if self.multi is not None and name not in _GATE_PASS:
             err = lookup_error(cmd, argv)
+            if err is not None and cmd is not None and cmd.name in TX_TTL:
+                err = tx_ttl_queue_error(self, argv, err)   # EXPIRE of a key this MULTI writes
             if err is not None:
                 self.multi_dirty = True
                 return self.error(err)
             self.multi.append((cmd, argv))
             return QUEUED
-        if self.enc.version == 2 and (self.channels or self.patterns) and name not in _SUBSCRIBED_OK:
+        if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
+                and name not in _SUBSCRIBED_OK:
             err = lookup_error(cmd, argv)
             if err is not None:
                 return self.error(err)
@@ -275,7 +353,9 @@ class Client(asyncio.Protocol):
         return self.run(cmd, argv)
 
     def _internal_error(self, cmd) -> bytes:
-        log.exception("internal error in %s", cmd.name)
+        # A bug reached by client input: one traceback per command and window.
+        self.server.ratelog.event(logging.ERROR, ("internal", cmd.name), "internal error in %s",
+                                  cmd.name, exc_info=True)
         return self.error("ERR internal error in '%s' (see server log)" % cmd.name)
 
     def error(self, msg: str) -> bytes:
@@ -297,14 +377,17 @@ class Client(asyncio.Protocol):
             self.gate = "auth"
         elif self.multi is not None:
             self.gate = "multi"
-        elif self.channels or self.patterns:
+        elif self.channels or self.patterns or self.shard_channels:
             self.gate = "subscribed"
+        elif self.tracking is not None:
+            self.gate = "tracking"      # its reads are remembered: the gated path
         else:
             self.gate = None
 
     def end_multi(self) -> None:
         self.multi = None
         self.multi_dirty = False
+        self.tx_scan = None
         self.watched.clear()
         self.update_gate()
 
@@ -316,7 +399,7 @@ class Client(asyncio.Protocol):
         return any(ks.lookup(k, now) is not e for k, e in self.watched.items())
 
     def in_subscribed_resp2(self) -> bool:
-        return self.enc.version == 2 and bool(self.channels or self.patterns)
+        return self.enc.version == 2 and bool(self.channels or self.patterns or self.shard_channels)
 
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)
@@ -326,9 +409,18 @@ class Client(asyncio.Protocol):
         self.multi_dirty = False
         self.watched.clear()
         self.server.pubsub.drop_client(self)
+        self.server.tracking.disable(self)
         self.enc = RESP2
         self.name = b""
         self.authenticated = not self.server.config.requirepass
+        self.parser.set_unauthenticated(not self.authenticated)
+        self.update_gate()
+
+    def auth_ok(self) -> None:
+        """AUTH / HELLO AUTH succeeded: the configured limits apply from the
+        next command on."""
+        self.authenticated = True
+        self.parser.set_unauthenticated(False)
         self.update_gate()
 
     def push(self, data: bytes, limit: int) -> None:
@@ -342,7 +434,9 @@ class Client(asyncio.Protocol):
             self._out.append(data)
             return
         if limit and self.transport.get_write_buffer_size() + self._push_bytes > limit:
-            log.warning("closing client %d (%s): pub/sub output over %d bytes", self.id, self.addr, limit)
+            self.server.ratelog.event(logging.WARNING, "pubsub-limit",
+                                      "closing client %d (%s): pub/sub output over %d bytes",
+                                      self.id, self.addr, limit)
             self.kill()
             return
         if not self._push_buf:

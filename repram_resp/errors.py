@@ -16,6 +16,9 @@ PROTO_INVALID_MBULK_LEN = "ERR Protocol error: invalid multibulk length"
 PROTO_BULK_COUNT_TOO_BIG = "ERR Protocol error: too big bulk count string"
 PROTO_INVALID_BULK_LEN = "ERR Protocol error: invalid bulk length"
 PROTO_QUERY_BUFFER = "ERR Protocol error: query buffer limit exceeded (client-query-buffer-limit)"
+# Redis's limits for a client that has not authenticated yet (CVE-2021-32675).
+PROTO_UNAUTH_MBULK_LEN = "ERR Protocol error: unauthenticated multibulk length"
+PROTO_UNAUTH_BULK_LEN = "ERR Protocol error: unauthenticated bulk length"
 
 
 def proto_expected_dollar(got: int) -> str:
@@ -49,6 +52,21 @@ TIMEOUT_NEGATIVE = "ERR timeout is negative"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
 MAX_CLIENTS = "ERR max number of clients reached"
+# Redis 7.0's protected-mode refusal, byte for byte (typo included).
+DENIED_PROTECTED_MODE = (
+    'DENIED Redis is running in protected mode because protected mode is enabled and no passwor'
+    'd is set for the default user. In this mode connections are only accepted from the loopbac'
+    'k interface. If you want to connect from external computers to Redis you may adopt one of '
+    "the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET pr"
+    "otected-mode no' from the loopback interface by connecting to Redis from the same host the"
+    ' server is running, however MAKE SURE Redis is not publicly accessible from internet if yo'
+    'u do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just d'
+    'isable the protected mode by editing the Redis configuration file, and setting the protect'
+    "ed mode option to 'no', and then restarting the server. 3) If you started the server manua"
+    "lly just for testing, restart it with the '--protected-mode no' option. 4) Setup a an auth"
+    'entication password for the default user. NOTE: You only need to do one of the above thing'
+    's in order for the server to start accepting connections from the outside.'
+)
 # Redis 7.2 wording (7.0 said "the HELLO AUTH <user> <pass> option").
 HELLO_NOAUTH = (
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -146,3 +164,19 @@ def _printable(b) -> str:
         return b
     # surrogateescape so that encode_error() gives back the client's exact bytes
     return b.decode("utf-8", "surrogateescape")
+
+
+# --- CLIENT TRACKING (networking.c, Redis 7) ---------------------------------
+TRACKING_ONE_REDIRECT = "ERR A client can only redirect to a single other client"
+TRACKING_NO_REDIRECT_CLIENT = "ERR The client ID you want redirect to does not exist"
+TRACKING_PREFIX_NEEDS_BCAST = "ERR PREFIX option requires BCAST mode to be enabled"
+TRACKING_BCAST_SWITCH = ("ERR You can't switch BCAST mode on/off before disabling tracking for this "
+                         "client, and then re-enabling it with a different mode.")
+TRACKING_BCAST_OPTIN = "ERR OPTIN and OPTOUT are not compatible with BCAST"
+TRACKING_OPTIN_AND_OPTOUT = "ERR You can't specify both OPTIN mode and OPTOUT mode"
+TRACKING_OPT_SWITCH = ("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "
+                       "client, and then re-enabling it with a different mode.")
+CACHING_NOT_TRACKING = ("ERR CLIENT CACHING can be called only when the client is in tracking mode "
+                        "with OPTIN or OPTOUT mode enabled")
+CACHING_YES_NEEDS_OPTIN = "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
+CACHING_NO_NEEDS_OPTOUT = "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."

@@ -23,8 +23,9 @@ Invariants:
   bucket and leaves the old filing stale; one that extends it leaves it
   filed early and the reclaimer re-files it when that bucket comes due.  The
   reclaimer skips stale filings (counting them as work); a bucket whose
-  stale filings pass half of it (and 32) is compacted at once, so a bucket
-  holds at most about twice its live filings.  A re-filing can land in a
+  stale filings pass half of it (and 32), or may be all of it, is compacted
+  at once (an empty one dropped), so a bucket holds at most about twice its
+  live filings.  A re-filing can land in a
   bucket that still holds a stale filing of the same key, which then is live
   again (two live filings): harmless, as the first visit deletes or re-files
   the key and the second then finds it stale.  A heap orders bucket ids.
@@ -32,7 +33,30 @@ Invariants:
   and reports each expiry through ``on_expired`` (keyspace notifications).
 * ``used_bytes`` = sum over keys of len(key) + len(value) + ENTRY_OVERHEAD_BYTES.
   ``maxmemory`` is enforced before a write is applied (noeviction only); a
-  refused write changes nothing.
+  refused write changes nothing.  Version floors (below) count in it too.
+
+Version floors (replication; off until the cluster layer sets
+``floor_retention_ms``):
+* When a live entry *disappears* -- reclaimed on expiry, or superseded by a
+  floor from a peer -- its ``(key, version)`` is kept in ``floors`` (key ->
+  version), ``floor_index`` (sorted keys) and ``_floor_heap`` (retire time,
+  key, version).  An overwrite records nothing: the live entry's newer
+  version already dominates, so the SET hot path is unchanged.
+* ``apply_remote`` refuses a version at or below the key's entry in ``data``
+  (live *or* expired-but-unreclaimed) and, without an entry, at or below its
+  floor.  So a superseded write that arrives late (stream replay, catch-up,
+  anti-entropy) can never come back after its overwrite expired.
+* A floor retires at ``version_ms + floor_retention_ms`` (max-ttl + clock
+  slack): by then every write older than it has expired everywhere.  The
+  retire time depends only on the version, so every node retires a floor at
+  the same instant (give or take clock skew).
+* A floor may outlive the reappearance of its key: a newer entry then
+  dominates it; its memory is returned when it retires.
+* ``floor_max_bytes`` bounds floor memory; past it the earliest-retiring
+  floors go early (``floors_retired_early``; floors at or before
+  ``floor_horizon_ms`` are then no longer accepted from peers, so they do not
+  bounce back).  The cost: an older write to such a key, still alive on a
+  partitioned node, could reappear on repair.
 """
 
 from __future__ import annotations
@@ -43,7 +67,7 @@ from typing import Callable
 
 from sortedcontainers import SortedList
 
-from .clock import HLC
+from .clock import HLC, LOGICAL_BITS
 from .glob import compile_glob, is_match_all, literal_prefix
 
 BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
@@ -58,6 +82,9 @@ BUCKET_MS = 1 << BUCKET_SHIFT
 # sorted-index slot and the expiry-bucket list slot.  Counting less would let
 # real memory run past maxmemory.
 ENTRY_OVERHEAD_BYTES = 336
+# One version floor beyond its key's bytes: the dict slot, the sorted-index
+# slot, the heap tuple and its ints (benchmarks/floor_memory.py measures it).
+FLOOR_OVERHEAD_BYTES = 240
 
 
 class OutOfMemory(Exception):
@@ -84,6 +111,11 @@ class Keyspace:
         self.hits = 0
         self.misses = 0
         self.on_expired: Callable[[bytes], None] | None = None
+        # Called after every stored write, local or replicated, with
+        # (key, created): the one place every write passes, for client-side
+        # caching invalidation and the 'new' keyspace event.  None (one
+        # attribute check per write) while nobody needs it.
+        self.on_write: Callable[[bytes, bool], None] | None = None
         # Called with a new bucket's deadline (ms) so the reclaimer can wake
         # earlier than it planned.
         self.on_new_bucket: Callable[[int], None] | None = None
@@ -93,6 +125,17 @@ class Keyspace:
         self._cursor_max = cursor_max_entries
         self._next_cursor = random.randrange(1 << 32, 1 << 44)
         self._glob_cache: dict[bytes, Callable] = {}
+        # Version floors (module header).
+        self.floors: dict[bytes, int] = {}
+        self.floor_index = SortedList()
+        self._floor_heap: list = []
+        self.floor_retention_ms = 0      # 0: floors off (a node without peers)
+        self.floor_max_bytes = 0         # 0: unbounded
+        self.floor_bytes = 0
+        self.floor_horizon_ms = 0
+        self.floors_recorded = 0
+        self.floors_retired = 0
+        self.floors_retired_early = 0
 
     # -- reads ---------------------------------------------------------------
 
@@ -139,15 +182,19 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
+            if self.on_write is not None:
+                self.on_write(key, True)
             return
         delta = len(value) - len(old[0])
         if delta > 0 and self.maxmemory_bytes and self.used_bytes + delta > self.maxmemory_bytes:
             raise OutOfMemory()
         sched = old[3]
+        created = False
         if now >= sched and now > old[1]:
             # Overwriting a key that expired but was not reclaimed yet: it
             # expired first, as far as anyone watching is concerned.
             self.expired_keys += 1
+            created = True
             if self.on_expired is not None:
                 self.on_expired(key)
         if delta:
@@ -157,24 +204,30 @@ class Keyspace:
             # the old filing stale; a later one leaves it where it is (the
             # reclaimer re-files it when that bucket comes due), so the usual
             # overwrite touches no bucket.
+            ob = sched >> BUCKET_SHIFT
             data[key] = (value, deadline, version, self._schedule(key, nb))
-            self._left(sched >> BUCKET_SHIFT)
-            return
-        data[key] = (value, deadline, version, sched)
+            self._left(ob)
+        else:
+            data[key] = (value, deadline, version, sched)
+        if self.on_write is not None:
+            self.on_write(key, created)
 
-    def _left(self, b: int) -> None:
-        """A key's live filing in bucket b went stale: count it, and compact
-        the bucket once stale filings are over half of it."""
+    def _left(self, b: int, gone: bytes | None = None) -> None:
+        """A key's live filing in bucket b went stale (it moved, or ``gone``
+        is about to be deleted): count it, and compact the bucket once stale
+        filings are over half of it."""
         s = self._buckets.get(b)
         if s is None:
             return
         n = self._stale.get(b, 0) + 1
-        if n <= 32 or 2 * n <= len(s):
+        if n < len(s) and (n <= 32 or 2 * n <= len(s)):
             self._stale[b] = n
             return
+        # Over half stale, or maybe nothing live left (the count can run
+        # high, see the header): keep exactly the live filings.
         start = self._starts[b]
         data = self.data
-        live = [k for k in s if (e := data.get(k)) is not None and e[3] == start]
+        live = [k for k in s if k != gone and (e := data.get(k)) is not None and e[3] == start]
         self._stale.pop(b, None)
         if live:
             s[:] = live
@@ -190,11 +243,100 @@ class Keyspace:
         A write whose deadline has passed is dropped."""
         if now > deadline:
             return False
-        old = self.lookup(key, now)
-        if old is not None and (version, value, deadline) <= (old[2], old[0], old[1]):
-            return False
+        old = self.data.get(key)
+        if old is not None:
+            # Live or expired-but-unreclaimed: either way it was written.
+            if (version, value, deadline) <= (old[2], old[0], old[1]):
+                return False
+        elif self.floors:
+            f = self.floors.get(key)
+            if f is not None and version <= f:
+                return False
         self.put(key, value, deadline, version, now)
         return True
+
+    # -- version floors ------------------------------------------------------
+
+    def top_version(self, key: bytes) -> int:
+        """The newest version this node knows for key (entry or floor), 0 if none."""
+        e = self.data.get(key)
+        f = self.floors.get(key, 0)
+        if e is not None and e[2] > f:
+            return e[2]
+        return f
+
+    def apply_floor(self, key: bytes, version: int, now: int) -> bool:
+        """A peer says ``version`` of key was written and has expired.  An
+        older entry here is dropped (as an expiry); the floor is kept.
+        Returns True if a value was dropped."""
+        if not self.floor_retention_ms:
+            return False
+        e = self.data.get(key)
+        dropped = False
+        if e is not None:
+            if e[2] >= version:
+                return False
+            self._unfile(key, e[3])
+            self._delete(key, e)
+            dropped = True
+        self.add_floor(key, version, now)
+        return dropped
+
+    def add_floor(self, key: bytes, version: int, now: int) -> None:
+        retire = (version >> LOGICAL_BITS) + self.floor_retention_ms
+        if retire <= now or retire <= self.floor_horizon_ms:
+            return
+        floors = self.floors
+        old = floors.get(key)
+        if old is not None and old >= version:
+            return
+        if old is None:
+            self.floor_index.add(key)
+        floors[key] = version
+        heapq.heappush(self._floor_heap, (retire, key, version))
+        size = len(key) + FLOOR_OVERHEAD_BYTES
+        self.floor_bytes += size
+        self.used_bytes += size
+        self.floors_recorded += 1
+        if self.floor_max_bytes and self.floor_bytes > self.floor_max_bytes:
+            while self._floor_heap and self.floor_bytes > self.floor_max_bytes:
+                r = self._pop_floor()
+                if r is not None:
+                    self.floors_retired_early += 1
+                    if r > self.floor_horizon_ms:
+                        self.floor_horizon_ms = r
+
+    def _pop_floor(self):
+        """Retire the earliest heap entry; its retire time if it was current."""
+        retire, key, version = heapq.heappop(self._floor_heap)
+        size = len(key) + FLOOR_OVERHEAD_BYTES
+        self.floor_bytes -= size
+        self.used_bytes -= size
+        if self.floors.get(key) == version:
+            del self.floors[key]
+            self.floor_index.remove(key)
+            return retire
+        return None
+
+    def retire_floors(self, now: int, budget: int) -> int:
+        heap = self._floor_heap
+        n = 0
+        while heap and heap[0][0] <= now and n < budget:
+            if self._pop_floor() is not None:
+                self.floors_retired += 1
+            n += 1
+        return n
+
+    def floor_of(self, key: bytes, now: int) -> int:
+        """The key's floor if it has not reached its retire time, else 0."""
+        f = self.floors.get(key)
+        if f is None or (f >> LOGICAL_BITS) + self.floor_retention_ms <= now:
+            return 0
+        return f
+
+    def _unfile(self, key: bytes, sched: int) -> None:
+        # The caller deletes the entry next: its filing goes stale (header).
+        self._left(sched >> BUCKET_SHIFT, key)
 
     def _schedule(self, key: bytes, b: int) -> int:
         """File key in bucket b; returns the bucket's shared start-ms int."""
@@ -255,6 +397,8 @@ class Keyspace:
                 del self._starts[b]
                 self._stale.pop(b, None)
                 heapq.heappop(heap)
+        if self._floor_heap and self._floor_heap[0][0] <= now and done < budget:
+            done += self.retire_floors(now, budget - done)
         return done
 
     def _delete(self, key: bytes, e: tuple) -> None:
@@ -262,6 +406,8 @@ class Keyspace:
         self.index.remove(key)
         self.used_bytes -= len(key) + len(e[0]) + ENTRY_OVERHEAD_BYTES
         self.expired_keys += 1
+        if self.floor_retention_ms:
+            self.add_floor(key, e[2], e[1])
         if self.on_expired is not None:
             self.on_expired(key)
 

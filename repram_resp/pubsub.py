@@ -25,6 +25,7 @@ class PubSub:
         self._classes = frozenset()
         self._keyspace = self._keyevent = False
         self.output_limit_bytes = 32 * 1024 * 1024
+        self.shard_channels: dict[bytes, set] = {}   # SSUBSCRIBE (one node = one shard)
         self.messages_published = 0
 
     def set_flags(self, canonical: str) -> None:
@@ -81,7 +82,31 @@ class PubSub:
             del self.patterns[pattern]
         return True
 
+    def ssubscribe(self, client, channel: bytes) -> None:
+        self.shard_channels.setdefault(channel, set()).add(client)
+        client.shard_channels.add(channel)
+
+    def sunsubscribe(self, client, channel: bytes) -> None:
+        subs = self.shard_channels.get(channel)
+        if subs is not None:
+            subs.discard(client)
+            if not subs:
+                del self.shard_channels[channel]
+        client.shard_channels.discard(channel)
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        """Sharded publish: shard subscribers only, never pattern ones."""
+        subs = self.shard_channels.get(channel)
+        if not subs:
+            return 0
+        body = bulk(b"smessage") + bulk(channel) + bulk(message)
+        for c in list(subs):
+            self._deliver(c, 3, body)
+        return len(subs)
+
     def drop_client(self, client) -> None:
+        for ch in list(client.shard_channels):
+            self.sunsubscribe(client, ch)
         for ch in list(client.channels):
             self.unsubscribe(client, ch)
         for p in list(client.patterns):

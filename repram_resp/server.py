@@ -15,6 +15,7 @@ bucket re-arms it sooner).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import platform
@@ -31,6 +32,8 @@ from . import lane
 from .connection import Client
 from .keyspace import Keyspace
 from .pubsub import PubSub
+from .ratelog import RateLog
+from .tracking import Tracking
 
 log = logging.getLogger("repram")
 
@@ -54,6 +57,7 @@ class Server:
         self.pubsub.set_flags(config.notify_keyspace_events)
         self.pubsub.output_limit_bytes = config.pubsub_output_limit_bytes
         self.keyspace.on_expired = self._expired
+        self.tracking = Tracking(self)
         self.clients: dict[int, Client] = {}
         self._next_client_id = 1
         self.servers: list[asyncio.AbstractServer] = []
@@ -65,6 +69,7 @@ class Server:
         self._expiry_at = None
         self._tasks: list[asyncio.Task] = []
         self.replication = None     # set by the cluster layer when peers exist
+        self.http = None            # the REPRAM HTTP API (http/), when http-port is set
         self.write_hooks = False    # True when wrote() has anything to do
         # When set, every write is refused with this error (NOREPLICAS while
         # min-replicas-to-write is not met); reads keep working.
@@ -76,6 +81,10 @@ class Server:
         self.lane_ok = False
         self.update_write_hooks()
         self.reset_stats()
+        # Issue 7: every log line a client can trigger goes through this.
+        self.ratelog = RateLog(log)
+        self.auth_failures = 0
+        self._local_hosts: dict = {}    # peer host -> is loopback (protected mode)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -83,6 +92,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         cfg = self.config
+        fit_fd_limit(cfg)
         for host in cfg.bind:
             srv = await loop.create_server(lambda: Client(self), host, self.port,
                                            reuse_address=True, backlog=511)
@@ -99,16 +109,23 @@ class Server:
                     self.tls_port = srv.sockets[0].getsockname()[1]
         # Peer links (replication): after the client listeners, so the client
         # port is known and announced; a refusal closes what was opened.
-        from .cluster import Cluster
-        cluster = Cluster(self)
-        try:
-            await cluster.start()
-        except BaseException:
-            for srv in self.servers:
-                srv.close()
-            raise
-        self.replication = cluster
+        # Issue 7: clustering is opt-in (config.Config.clustering); a single
+        # node opens no cluster port at all.
+        if cfg.clustering:
+            from .cluster import Cluster
+            cluster = Cluster(self)
+            try:
+                await cluster.start()
+            except BaseException:
+                for srv in self.servers:
+                    srv.close()
+                raise
+            self.replication = cluster
         self.update_write_hooks()
+        if cfg.http_port:
+            from .http.protocol import HttpFrontend
+            self.http = HttpFrontend(self)
+            await self.http.start()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
         log.info("%s", lane.describe() if self.lane_enabled else "fast lane off: disabled for this server")
@@ -137,6 +154,8 @@ class Server:
     async def stop(self) -> None:
         for srv in self.servers:
             srv.close()
+        if self.http is not None:
+            await self.http.stop()
         for t in self._tasks:
             t.cancel()
         if self._expiry_handle is not None:
@@ -171,6 +190,7 @@ class Server:
     def unregister(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self.pubsub.drop_client(client)
+        self.tracking.disable(client)
 
     async def _idle_loop(self) -> None:
         while True:
@@ -180,12 +200,40 @@ class Server:
                 continue
             cutoff = time.monotonic() - limit
             for c in list(self.clients.values()):
-                if c.last_active < cutoff and not c.channels and not c.patterns:
+                if c.last_active < cutoff and not c.channels and not c.patterns \
+                        and not c.shard_channels:
                     log.debug("closing idle client %d", c.id)
                     c.kill()
 
     def log_auth_failure(self, client: Client) -> None:
-        log.warning("failed authentication from %s", client.addr)
+        # Issue 7: a summary at most every 10 s, never a line per guess.
+        self.auth_failures += 1
+        self.ratelog.event(logging.WARNING, "auth", "failed authentication from %s", client.addr)
+
+    def client_cut(self, client: Client, why: str) -> None:
+        """Disconnect a client for cause (logged, rate-limited)."""
+        self.ratelog.event(logging.WARNING, ("cut", why), "closing client %s: %s", client.addr, why)
+        client.kill()
+
+    def protected_refuses(self, peer) -> bool:
+        """Redis's protected mode: no password, and the client is not on
+        loopback or a Unix socket."""
+        cfg = self.config
+        if not cfg.protected_mode or cfg.requirepass:
+            return False
+        if not isinstance(peer, tuple) or not peer:
+            return False        # Unix socket (or unknown): local
+        host = peer[0]
+        local = self._local_hosts.get(host)
+        if local is None:
+            try:
+                local = ipaddress.ip_address(host.split("%")[0]).is_loopback
+            except ValueError:
+                local = False
+            if len(self._local_hosts) > 4096:
+                self._local_hosts.clear()
+            self._local_hosts[host] = local
+        return not local
 
     # -- writes and expiry ---------------------------------------------------
 
@@ -193,24 +241,43 @@ class Server:
         # The cluster wants writes once a peer of our enclave is known; a
         # single node's SET path stays hook-free.
         self.write_hooks = ((self.replication is not None and self.replication.wants_writes)
-                            or self.pubsub.wants("$"))
+                            or self.pubsub.wants("$") or self.pubsub.wants("g"))
+        # Keyspace-level hook (every write: local, replicated, HTTP): only
+        # while a client tracks keys or someone listens for 'new'.
+        self.keyspace.on_write = (self._on_write if self.tracking.clients or self.pubsub.wants("n")
+                                  else None)
         self.update_lane()
 
     def update_lane(self) -> None:
         """Recompute the fast lane's gate: off while any observer would see
-        the difference between a lane command and a Python one (lane.py).
-        Features that watch single commands or keys add their condition here
-        and call this when it changes."""
-        self.lane_ok = self.lane_enabled and not self.pubsub.wants("$")
+        the difference between a lane command and a Python one (lane.py):
+        notifications a SET publishes ('$' set, 'g' expire), the keyspace's
+        write hook (client tracking, 'new' events).  Features that watch
+        single commands or keys add their condition here and call this when
+        it changes."""
+        self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
+                        and self.keyspace.on_write is None)
 
-    def wrote(self, client, key: bytes) -> None:
-        """After every successful local write."""
+    def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
+        """After every successful local write (ttl_given: the command set the
+        TTL itself, so Redis also publishes 'expire')."""
         self.pubsub.notify("$", b"set", key)
+        if ttl_given:
+            self.pubsub.notify("g", b"expire", key)
         if self.replication is not None:
             self.replication.local_write(client, key)
 
+    def _on_write(self, key: bytes, created: bool) -> None:
+        """Keyspace.on_write: every stored write, from any source."""
+        if created:
+            self.pubsub.notify("n", b"new", key)
+        if self.tracking.clients:
+            self.tracking.invalidate(key)
+
     def _expired(self, key: bytes) -> None:
         self.pubsub.notify("x", b"expired", key)
+        if self.tracking.clients:
+            self.tracking.invalidate(key)
         if self.replication is not None:
             self.replication.expired(key)
 
@@ -250,6 +317,8 @@ class Server:
             self.update_write_hooks()
         elif name == "client-output-buffer-limit-pubsub":
             self.pubsub.output_limit_bytes = cfg.pubsub_output_limit_bytes
+        elif name == "tracking-table-max-keys":
+            self.tracking.enforce_limit()
         elif name == "scan-cursor-max-entries":
             self.keyspace._cursor_max = cfg.scan_cursor_max_entries
         elif name == "loglevel":
@@ -314,7 +383,8 @@ class Server:
     def _info_clients(self):
         return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
                 ("blocked_clients", 0), ("pubsub_clients",
-                                         sum(1 for c in self.clients.values() if c.channels or c.patterns))]
+                                         sum(1 for c in self.clients.values() if c.channels or c.patterns)),
+                ("tracking_clients", self.tracking.clients)]
 
     def _info_memory(self):
         ks = self.keyspace
@@ -341,6 +411,9 @@ class Server:
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
                 ("total_error_replies", self.stat_errors),
+                ("tracking_total_keys", len(self.tracking.table)),
+                ("tracking_total_items", self.tracking.items),
+                ("tracking_total_prefixes", len(self.tracking.prefixes)),
                 ("total_protocol_errors", self.stat_protocol_errors)]
 
     def _info_replication(self):
@@ -363,6 +436,39 @@ class Server:
         if not n:
             return []
         return [("db0", "keys=%d,expires=%d,avg_ttl=%d" % (n, n, self.keyspace.avg_ttl_ms(now)))]
+
+
+# Redis's CONFIG_MIN_RESERVED_FDS: descriptors kept for listeners, peer
+# links, log files ... beyond maxclients.
+RESERVED_FDS = 32
+
+
+def fit_fd_limit(cfg) -> None:
+    """Issue 7, as Redis's adjustOpenFilesLimit: raise the soft
+    RLIMIT_NOFILE toward the hard limit so that maxclients fits; if it still
+    does not, lower maxclients (logged).  Clients past maxclients are then
+    answered "max number of clients reached", never dropped silently."""
+    want = cfg.maxclients + RESERVED_FDS
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    if soft < want:
+        new = max(1, soft - RESERVED_FDS)
+        log.warning("you requested maxclients of %d requiring at least %d max file descriptors; "
+                    "the open files limit is %d (hard %s): maxclients lowered to %d",
+                    cfg.maxclients, want, soft, "unlimited" if hard == resource.RLIM_INFINITY
+                    else hard, new)
+        cfg.maxclients = new
 
 
 def _overhead() -> int:

@@ -9,8 +9,9 @@ import time
 import redis
 
 # Short intervals so that a test sees suspect/down/reconnect in well under a
-# second (the defaults are 250 / 1000 / 3000 ms).
-FAST = ["--cluster-ping-interval-ms", "40", "--cluster-suspect-after-ms", "300",
+# second (the defaults are 250 / 1000 / 3000 ms).  Clustering is opt-in, so
+# every node of these tests says cluster-enabled.
+FAST = ["--cluster-enabled", "yes", "--cluster-ping-interval-ms", "40", "--cluster-suspect-after-ms", "300",
         "--cluster-down-after-ms", "800", "--cluster-reconnect-min-ms", "20",
         "--cluster-reconnect-max-ms", "200", "--cluster-rebootstrap-interval-ms", "300",
         "--cluster-handshake-timeout-ms", "1000"]

@@ -4,8 +4,9 @@ One ``FaultProxy`` listens on 127.0.0.1:<port> and forwards every connection
 to a target (a node's cluster port), running its own event loop in a thread
 so synchronous tests can drive it.  Faults, changeable at any moment:
 
-* ``delay(ms)``   -- every chunk is delivered ``ms`` later (both directions,
-  order kept);
+* ``delay(ms, sources=None)`` -- every chunk is delivered ``ms`` later (both
+  directions, order kept); with ``sources``, only on connections from those
+  source IPs (a slow path from one node);
 * ``partition(sources)`` -- traffic of connections from those source IPs
   (all if None) is black-holed in both directions: read and dropped, as a
   dead network would, so only timeouts notice; new connections from them are
@@ -68,7 +69,7 @@ class _Conn:
                 if self.blackholed or p._blocked(self.source):
                     self.blackholed = True
                     continue
-                queue.put_nowait((time.monotonic() + p.delay_s, data))
+                queue.put_nowait((time.monotonic() + p._delay_of(self.source), data))
             await queue.join()
         finally:
             sender.cancel()
@@ -98,6 +99,7 @@ class FaultProxy:
     def __init__(self, target: tuple | None = None, listen_host: str = "127.0.0.1"):
         self.target = target
         self.delay_s = 0.0
+        self._source_delay_s: dict = {}
         self.stalled = False
         self._blocked_sources: set | None = set()     # None = everyone
         self._conns: set = set()
@@ -144,8 +146,16 @@ class FaultProxy:
     def set_target(self, host: str, port: int) -> None:
         self.target = (host, port)
 
-    def delay(self, ms: float) -> None:
-        self.delay_s = ms / 1000.0
+    def delay(self, ms: float, sources=None) -> None:
+        if sources is None:
+            self.delay_s = ms / 1000.0
+            self._source_delay_s = {}
+        else:
+            for s in sources:
+                self._source_delay_s[s] = ms / 1000.0
+
+    def _delay_of(self, source: str) -> float:
+        return self._source_delay_s.get(source, self.delay_s)
 
     def partition(self, sources=None) -> None:
         def do():

@@ -166,13 +166,13 @@ def test_config_get(server, protocol):
     everything = r.config_get("*")
     assert len(everything) > 10                     # redis-py's own test asks for > 10
     assert everything["save"] == "" and everything["appendonly"] == "no"
-    assert everything["default-ttl"] == "3600" and everything["min-ttl"] == "1"
+    assert everything["default-ttl"] == "3600" and everything["min-ttl"] == "0"
     assert everything["max-ttl"] == "86400"
     assert everything["maxmemory"] == "0" and everything["maxmemory-policy"] == "noeviction"
     assert everything["databases"] == "1"
     assert r.config_get("save", "appendonly") == {"save": "", "appendonly": "no"}
-    assert r.config_get("*-ttl") == {"default-ttl": "3600", "min-ttl": "1", "max-ttl": "86400"}
-    assert set(r.config_get("maxmemory*")) == {"maxmemory", "maxmemory-policy"}
+    assert r.config_get("*-ttl") == {"default-ttl": "3600", "min-ttl": "0", "max-ttl": "86400"}
+    assert set(r.config_get("maxmemory*")) == {"maxmemory", "maxmemory-policy", "maxmemory-clients"}
     assert set(r.config_get("max?emory")) == {"maxmemory"}
     assert r.config_get("nosuchthing") == {}
     assert r.config_get("save", "save") == {"save": ""}

@@ -78,7 +78,7 @@ def test_pipelines(server, protocol):
             assert isinstance(out[101], redis.ResponseError)
             async with r.pipeline() as p:
                 p.set("x", "1", ex=100)
-                p.expire("x", 5)                    # disabled: queue-time error, EXECABORT
+                p.expire("y", 5)                    # not written here: disabled, EXECABORT
                 with pytest.raises(redis.ResponseError, match=r"EXPIRE is disabled: "):
                     await p.execute()
             assert await r.exists("x") == 0

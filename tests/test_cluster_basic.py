@@ -133,8 +133,10 @@ def test_replica_lifetime_never_exceeds_the_origin(make_server):
 
 
 def test_replica_deadline_follows_a_skewed_clock(make_server):
-    a = make_server(*FAST, "--node-id", "a")
-    b = make_server(*FAST, "--node-id", "b", "--peers", seed_of(a), clock=lambda: wall_ms() + 5000)
+    allow = ["--cluster-max-clock-skew-ms", "10000"]
+    a = make_server(*FAST, "--node-id", "a", *allow)
+    b = make_server(*FAST, "--node-id", "b", "--peers", seed_of(a), *allow,
+                    clock=lambda: wall_ms() + 5000)
     wait_mesh([a, b])
     ra, rb = client(a), client(b)
     ra.set("k", "v", px=60_000)
@@ -148,6 +150,27 @@ def test_replica_deadline_follows_a_skewed_clock(make_server):
     rb.set("k2", "v", px=60_000)
     assert rb.wait(1, 2000) == 1
     assert rb.pexpiretime("k2") - 5000 - 30 <= ra.pexpiretime("k2") <= rb.pexpiretime("k2") - 5000
+
+
+def test_a_peer_beyond_the_clock_skew_bound_is_refused_and_shown(make_server):
+    a = make_server(*FAST, "--node-id", "a")          # cluster-max-clock-skew-ms 1000
+    b = make_server(*FAST, "--node-id", "b", "--peers", seed_of(a), clock=lambda: wall_ms() + 5000)
+    ra, rb = client(a), client(b)
+    wait_for(lambda: repl_info(a)["cluster_clock_skew_refusals"] >= 1
+             and repl_info(b)["cluster_clock_skew_refusals"] >= 1, 10, "both sides to refuse")
+    info = repl_info(b)
+    assert info["cluster_clock_skew_last_refused"].startswith("a@")
+    assert info["cluster_max_clock_skew_ms"] == 1000
+    # Nothing crosses: b's writes, stamped 5 s in the future, never win on a.
+    ra.set("k", "from-a", px=60_000)
+    rb.set("k", "from-b", px=60_000)
+    assert rb.wait(1, 300) == 0
+    assert ra.get("k") == b"from-a" and rb.get("k") == b"from-b"
+    # Raising the bound at runtime lets the link up.
+    for r in (ra, rb):
+        r.config_set("cluster-max-clock-skew-ms", "10000")
+    wait_mesh([a, b])
+    wait_for(lambda: ra.get("k") == rb.get("k") == b"from-b", 10, "the later write everywhere")
 
 
 def test_transitive_discovery(make_server):
@@ -196,7 +219,8 @@ def raw_peer(target_port: int, enclave: str, node_id: str = "intruder"):
             frames.extend(reader.feed(data))
         return frames.pop(0)
     w = m.decode_welcome(next_frame())
-    s.sendall(m.encode_auth(m.Auth(b"", w.t3, 2, 3)))
+    now_us = time.time_ns() // 1000       # a sane clock: peers beyond the skew bound are refused
+    s.sendall(m.encode_auth(m.Auth(b"", w.t3, now_us, now_us)))
     while True:
         f = next_frame()
         if f[0] == m.READY:
@@ -273,7 +297,8 @@ def test_a_replayed_handshake_is_refused(make_server):
         return s, m.decode_welcome(f)
     s, w = connect()
     proof = auth.proof("s3", "dialer", nonce, w.nonce, "rec", "a", "default", "default")
-    recorded_auth = m.encode_auth(m.Auth(proof, w.t3, 2, 3))
+    now_us = time.time_ns() // 1000
+    recorded_auth = m.encode_auth(m.Auth(proof, w.t3, now_us, now_us))
     s.sendall(recorded_auth)
     assert m.FrameReader(1 << 20).feed(s.recv(65536))[0][0] == m.READY
     s.close()
@@ -342,7 +367,7 @@ def test_min_replicas_to_write(make_server):
 
 
 def test_peer_channel_is_not_subject_to_client_limits(make_server):
-    limits = ["--maxclients", "1", "--requirepass", "pw", "--timeout", "1"]
+    limits = ["--maxclients", "1", "--requirepass", "pw", "--cluster-secret", "s", "--timeout", "1"]
     nodes = start_mesh(make_server, 3, *limits)
     r = client(nodes[0], password="pw")
     r.set("k", "v", ex=30)
@@ -402,9 +427,13 @@ def test_keyspace_notifications_fire_for_replicated_writes(make_server):
 
 def test_non_loopback_cluster_port_needs_a_secret(make_server):
     with pytest.raises(ClusterRefused, match="cluster-secret"):
-        make_server("--bind", "0.0.0.0", "--port", "0")
-    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-trusted-network", "yes")
-    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-secret", "s")
+        make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes")
+    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes",
+                "--cluster-trusted-network", "yes")
+    make_server("--bind", "0.0.0.0", "--port", "0", "--cluster-enabled", "yes", "--cluster-secret", "s")
+    # A single node opens no cluster port, so nothing to protect (issue 7);
+    # protected mode (no requirepass) keeps non-loopback clients out.
+    assert make_server("--bind", "0.0.0.0", "--port", "0").server.replication is None
 
 
 def test_graceful_leave_and_rejoin_at_a_new_address(make_server):

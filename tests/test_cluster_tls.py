@@ -75,7 +75,7 @@ def test_default_cluster_port_is_port_plus_10000(make_server):
             except OSError:
                 continue
         break
-    node = make_server("--port", str(port))
+    node = make_server("--port", str(port), "--cluster-enabled", "yes")
     assert node.server.replication.cport == port + 10000
     assert repl_info(node)["cluster_port"] == port + 10000
 
@@ -89,4 +89,6 @@ def test_cluster_port_out_of_range_refuses_to_start(make_server):
                 continue
         break
     with pytest.raises(ClusterRefused, match="cluster-port"):
-        make_server("--port", str(port))
+        make_server("--port", str(port), "--cluster-enabled", "yes")
+    # A single node needs no cluster port: any client port works (issue 7).
+    assert make_server("--port", str(port)).server.replication is None

@@ -74,10 +74,13 @@ def test_reader_rejects_non_frames(data):
 
 def test_reader_bounds_an_incomplete_frame():
     r = m.FrameReader(1000)
-    r.feed(b"*2\r\n$1\r\nB\r\n$99999999999\r\n")
+    r.feed(b"*2\r\n$1\r\nB\r\n$900\r\n")
     with pytest.raises(m.MessageError):
         for _ in range(10):
             r.feed(b"x" * 200)
+    # a length past the limit is refused from its header alone
+    with pytest.raises(m.MessageError):
+        m.FrameReader(1000).feed(b"*2\r\n$1\r\nB\r\n$99999999999\r\n")
 
 
 @pytest.mark.parametrize("frame, decode", [

@@ -49,7 +49,7 @@ def test_no_arguments_is_a_single_node_on_loopback_6379():
     assert cfg.bind == ["127.0.0.1"] and cfg.port == 6379
     assert cfg.peers == [] and cfg.enclave == "default"
     assert cfg.default_ttl_ms == 3600_000
-    assert (cfg.min_ttl_ms, cfg.max_ttl_ms) == (1000, 86400_000)
+    assert (cfg.min_ttl_ms, cfg.max_ttl_ms) == (0, 86400_000)
     assert cfg.maxmemory_bytes == 0 and cfg.maxmemory_policy == "noeviction"
     assert cfg.source_file is None
 
@@ -256,7 +256,7 @@ def test_set_runtime_changes_and_refuses_atomically():
     assert cfg.default_ttl_ms == 60_000 and cfg.get_text(BY_NAME["default-ttl"]) == "60"
     with pytest.raises(ConfigError):
         cfg.set_runtime("min-ttl", "100")       # above default-ttl 60: refused
-    assert cfg.min_ttl_ms == 1000
+    assert cfg.min_ttl_ms == 0
     with pytest.raises(ConfigError):
         cfg.set_runtime("maxclients", "many")
     assert cfg.maxclients == 10000

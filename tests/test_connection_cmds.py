@@ -119,7 +119,7 @@ def test_hello_switches_protocol(server):
     r3 = c.cmd("HELLO", "3")
     assert r3.startswith(b"%8\r\n")
     info = decode_flat(r3)
-    assert info[b"proto"] == 3 and info[b"version"] == b"7.2.0"
+    assert info[b"proto"] == 3 and info[b"version"] == b"7.4.0"
     assert info[b"id"] == int(c.cmd("CLIENT", "ID")[1:-2])
     assert c.cmd("GET", "missing") == b"_\r\n"
     assert c.cmd("HELLO", "4") == b"-NOPROTO unsupported protocol version\r\n"

@@ -192,14 +192,20 @@ def test_shortened_deadline_files_the_key_again_earlier():
     ks.put(b"k", b"v", T0 + 5000, 1, T0)
     ks.put(b"k", b"v", T0 + 100, 2, T0)
     check_structure(ks)
-    # The live filing is in the earlier bucket; the old one is stale.
+    # The live filing is in the earlier bucket; the old bucket held nothing
+    # else live, so it is gone at once.
     assert ks.data[b"k"][3] >> BUCKET_SHIFT == (T0 + 100) >> BUCKET_SHIFT
-    assert sorted(ks._buckets) == [(T0 + 100) >> BUCKET_SHIFT, (T0 + 5000) >> BUCKET_SHIFT]
-    ks.reclaim(T0 + 200, 10)
-    assert not ks.data
+    assert list(ks._buckets) == [(T0 + 100) >> BUCKET_SHIFT]
+    ks.put(b"j", b"v", T0 + 5000, 3, T0)
+    ks.put(b"j2", b"v", T0 + 5000, 4, T0)
+    ks.put(b"j", b"v", T0 + 100, 5, T0)          # a bucket with a live filing left keeps a stale one
+    assert len(ks._buckets[(T0 + 5000) >> BUCKET_SHIFT]) == 2
     check_structure(ks)
-    ks.reclaim(T0 + 5100, 10)                # the stale filing goes when its bucket is due
-    assert not ks._buckets and not ks._stale
+    ks.reclaim(T0 + 200, 10)
+    assert set(ks.data) == {b"j2"}
+    check_structure(ks)
+    ks.reclaim(T0 + 5100, 10)                    # the stale filing goes when its bucket is due
+    assert not ks._buckets and not ks._stale and not ks.data
     check_structure(ks)
 
 

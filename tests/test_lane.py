@@ -215,6 +215,7 @@ CONFIGS = [
     ["tiny-parser-limits"],       # applied to the parser directly (the directive's floor is 1 MB)
     ["--notify-keyspace-events", "Ex"],
     ["--requirepass", "pw"],
+    ["--client-turn-max-commands", "3"],   # the lane keeps to the per-turn budget (issue 7)
 ]
 
 
@@ -256,6 +257,10 @@ async def _run(use_lane, args, replicated, peer_max_bulk, warm, steps):
     for chunk, adv, reclaim in steps:
         c.data_received(chunk)
         await asyncio.sleep(0)           # end of the loop turn: pushes, stream flush
+        for _ in range(1000):            # turns a spent budget left for later
+            if all(cl._turn is None for cl, _t in node.clients):
+                break
+            await asyncio.sleep(0)
         node.clock.advance(adv)
         if reclaim:
             node.server.keyspace.reclaim(node.clock(), 3)
@@ -284,8 +289,8 @@ def _lane_consumed(monkeypatch):
     consumed = []
     real = connection._LANE
 
-    def spy(client, data, limit):
-        rest = real(client, data, limit)
+    def spy(client, data, *limits):
+        rest = real(client, data, *limits)
         consumed.append(len(data) - (0 if rest is None else len(rest)))
         return rest
     monkeypatch.setattr(connection, "_LANE", spy)
@@ -351,6 +356,7 @@ def test_lane_constants_match_the_python_modules():
         return
     from repram_resp import _lane
     assert _lane.FLUSH_BYTES == replicator_mod.FLUSH_BYTES
+    assert _lane.MAX_BATCH_ENTRIES == replicator_mod.MAX_BATCH_ENTRIES
     assert clock_mod.LOGICAL_BITS == 16 and clock_mod.TAG_BITS == 0
 
 
@@ -358,3 +364,31 @@ def test_info_and_log_name_the_active_path(make_server):
     s = make_server()
     info = s.client().info("server")
     assert info["repram_fast_lane"] == ("yes" if lane.AVAILABLE else "no")
+
+
+def test_lane_keeps_to_the_turn_budget(monkeypatch):
+    """client-turn-max-commands bounds what one read runs in a loop turn, in
+    the lane as in the Python path: the rest waits for the next turn."""
+    if not lane.AVAILABLE:
+        assert not _required()
+        return
+    consumed = _lane_consumed(monkeypatch)
+
+    async def go():
+        node = Node(True, ["--client-turn-max-commands", "3"], False, 0)
+        c = node.connect()
+        t = node.clients[0][1]
+        c.data_received(encode_command(b"SET", b"k", b"v", b"EX", b"10"))
+        await asyncio.sleep(0)
+        t.out.clear()
+        c.data_received(encode_command(b"GET", b"k") * 10)
+        first_turn = bytes(t.out)
+        pending = c._turn is not None
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return first_turn, pending, bytes(t.out)
+
+    first_turn, pending, everything = asyncio.run(go())
+    assert consumed[-1] == 10 * len(encode_command(b"GET", b"k"))   # taken off the read ...
+    assert first_turn == b"$1\r\nv\r\n" * 3 and pending               # ... but 3 run this turn
+    assert everything == b"$1\r\nv\r\n" * 10

@@ -327,14 +327,25 @@ def test_ttl_bounds_refused_never_clamped(make_server, fake_clock):
     assert c.cmd("PTTL", "a") == b":5000\r\n"
 
 
-def test_default_max_ttl_is_one_day(server):
+def test_default_max_ttl_is_one_day_and_min_ttl_any_positive(server):
     c = Raw(server.port)
     assert c.cmd("SET", "k", "v", "EX", "86400") == b"+OK\r\n"
     e = err(c.cmd("SET", "k2", "v", "EX", "86401"))
     assert "max-ttl" in e and e.startswith("ERR ")
-    e = err(c.cmd("SET", "k2", "v", "PX", "999"))
-    assert "min-ttl" in e and e.startswith("ERR ")
     assert c.cmd("EXISTS", "k2") == b":0\r\n"
+    # min-ttl 0 by default: any positive TTL, millisecond precision.
+    assert c.cmd("SET", "k3", "v", "PX", "1") == b"+OK\r\n"
+    assert c.cmd("SET", "k4", "v", "PX", "500", "NX") == b"+OK\r\n"
+    assert c.cmd("PSETEX", "k5", "250", "v") == b"+OK\r\n"
+    assert 0 < int(c.cmd("PTTL", "k4")[1:-2]) <= 500
+    assert err(c.cmd("SET", "k6", "v", "PX", "0")) == "ERR invalid expire time in 'set' command"
+
+
+def test_sub_second_lock_from_redis_py(server):
+    r = server.client()
+    lock = r.lock("lock:sub", timeout=0.5)
+    assert lock.acquire(blocking=False)
+    assert 0 < r.pttl("lock:sub") <= 500
 
 
 def test_exat_in_the_past_is_refused_by_min_ttl(server):

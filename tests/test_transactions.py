@@ -124,10 +124,11 @@ def test_pipeline_with_disabled_command_raises_and_applies_nothing(server, proto
     with pytest.raises(redis.ResponseError, match=r"DEL is disabled: "):
         p.execute()
     assert r.get("x") is None
-    # django-style set_many: MSET then EXPIRE inside one MULTI
+    # An EXPIRE of a key the transaction does not write stays refused
+    # (tests/test_tx_ttl.py covers the one it writes).
     p = r.pipeline()
     p.mset({"m1": "a", "m2": "b"})
-    p.expire("m1", 10)
+    p.expire("other", 10)
     with pytest.raises(redis.ResponseError, match=r"EXPIRE is disabled: "):
         p.execute()
     assert r.exists("m1", "m2") == 0

@@ -45,6 +45,10 @@ HANDSHAKE_FRAME_BYTES = 64 * 1024      # no handshake frame is near this
 WRITE_HIGH_BYTES = 1024 * 1024         # catch-up waits when more than this is unsent
 
 
+def _skew_reason(c) -> str:
+    return "clock skew beyond cluster-max-clock-skew-ms %d" % c.config.cluster_max_clock_skew_ms
+
+
 class Link(asyncio.Protocol):
     def __init__(self, cluster, dialer: bool, target: tuple | None = None, peer_hint=None):
         self.cluster = cluster
@@ -55,7 +59,7 @@ class Link(asyncio.Protocol):
         self.detached = False
         self.state = HANDSHAKE
         self.transport = None
-        self.reader = m.FrameReader(HANDSHAKE_FRAME_BYTES)
+        self.reader = m.FrameReader(HANDSHAKE_FRAME_BYTES, m.HANDSHAKE_MAX_ELEMENTS)
         self.created = self.heard = time.monotonic()
         self.addr = "?"                    # host:port of the other end, for logs
         self.observed_host = ""
@@ -79,6 +83,8 @@ class Link(asyncio.Protocol):
         self.last_ack_at = 0.0
         self.refused_offsets: list = []    # recent offsets the peer refused (WAIT)
         self.catchup_task = None
+        self.ae_queue = None               # anti-entropy frames the peer asked us to answer
+        self.ae_task = None
         # Receiver side (acceptor): the peer's stream on this link.
         self.seen_upto_ms = 0              # peer clock: all its writes before this arrived
         self.ack_due = 0
@@ -116,6 +122,8 @@ class Link(asyncio.Protocol):
         self._drain_waiters.clear()
         if self.catchup_task is not None:
             self.catchup_task.cancel()
+        if self.ae_task is not None:
+            self.ae_task.cancel()
         self.cluster.link_lost(self)
 
     def pause_writing(self):
@@ -215,6 +223,8 @@ class Link(asyncio.Protocol):
                 c.warn_level(("refused", self.target, why))
             log.log(level, "peer %s refused the link: %s", self.describe(), why)
             self.refused_by_peer = True
+            if why.startswith("clock skew"):
+                c.skew_refused_by_peer(self)
             self.close_reason = "refused by peer: " + why
             c.handshake_refused(self, why)
             self.close()
@@ -273,6 +283,9 @@ class Link(asyncio.Protocol):
                 return
             # t1 was our HELLO's send time, echoed back.
             self.clock.add(w.t1, w.t2, w.t3, t4)
+            if not c.clock_ok(self):
+                self.refuse(_skew_reason(c))
+                return
             proof = auth.proof(c.secret, "dialer", self.nonce, w.nonce, me.node_id,
                                w.node.node_id, me.enclave, w.node.enclave)
             self.write(m.encode_auth(m.Auth(proof, w.t3, t4, c.now_us())))
@@ -293,6 +306,9 @@ class Link(asyncio.Protocol):
             if a.t1 != self._welcome_t3:
                 raise m.MessageError("AUTH does not answer our WELCOME")
             self.clock.add(a.t1, a.t2, a.t3, t4)
+            if not c.clock_ok(self):
+                self.refuse(_skew_reason(c))
+                return
             self._ready()
             self.write(m.frame(m.READY))
             c.inbound_ready(self)
@@ -306,6 +322,7 @@ class Link(asyncio.Protocol):
     def _ready(self) -> None:
         self.state = READY
         self.reader.max_pending_bytes = self.cluster.frame_limit_bytes()
+        self.reader.max_elements = m.MAX_FRAME_ELEMENTS
 
     # -- after the handshake ---------------------------------------------------
 
@@ -338,6 +355,9 @@ class Link(asyncio.Protocol):
             if t1 == self._ping_sent:
                 self.clock.add(t1, m.as_int(f[2], "t2"), m.as_int(f[3], "t3"), t4)
                 self._ping_sent = None
+                if not c.clock_ok(self):
+                    c._detach(self)
+                    self.refuse(_skew_reason(c))
         elif kind == m.REJ:
             m.need(f, 4, "REJ")
             r.on_rej(self, m.as_int(f[1], "offset"), m.as_bytes(f[2], "reason"),
@@ -360,6 +380,20 @@ class Link(asyncio.Protocol):
             m.need(f, 4, "SYNCED")
             r.on_synced(self, m.as_int(f[1], "sync id"), m.as_int(f[2], "applied"),
                         m.as_int(f[3], "refused"))
+        elif kind == m.FLOORS:
+            if self.dialer:
+                raise m.MessageError("floors on the sender's own link")
+            c.antientropy.on_floors(self, f)
+        elif kind == m.AE:
+            if not self.dialer:
+                raise m.MessageError("anti-entropy request on the receiver's own link")
+            c.antientropy.on_ae(self, f)
+        elif kind == m.AEEND:
+            if self.dialer:
+                raise m.MessageError("anti-entropy answer on the sender's own link")
+            m.need(f, 5, "AEEND")
+            c.antientropy.on_aeend(self, m.as_int(f[1], "round"), m.as_int(f[2], "differing"),
+                                   m.as_int(f[3], "keys"), m.as_int(f[4], "floors"))
         elif kind == m.NODES:
             c.on_gossip(self, m.decode_nodes(f))
         elif kind == m.BYE:

@@ -59,6 +59,7 @@ class Peer:
         self.refused_from: dict = {}  # its writes we refused, by reason
         self.drops = 0               # dropped from streaming (queue limit)
         self.restarts = 0
+        self.clock_refused = False   # its clock was beyond cluster-max-clock-skew-ms (last sample)
 
     @property
     def address(self) -> str:

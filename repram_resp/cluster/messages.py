@@ -24,6 +24,7 @@ node's clock; the receiver converts it with the measured clock offset.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import hiredis
@@ -47,10 +48,16 @@ SYNC = b"SYNC"          # receiver -> sender: send me your keys (catch-up)
 CU = b"CU"              # sender -> receiver: a chunk of catch-up entries
 CUEND = b"CUEND"        # sender -> receiver: the catch-up is complete
 SYNCED = b"SYNCED"      # receiver -> sender: catch-up applied
+FLOORS = b"FL"          # sender -> receiver: version floors (key, version pairs)
+AE = b"AE"              # receiver -> sender: digests of key ranges (anti-entropy)
+AEEND = b"AEEND"        # sender -> receiver: an anti-entropy round is answered
 
 ENTRY_FIELDS = 4        # key, value, deadline_ms, version
 BATCH_HEAD = 4          # B origin first_offset sent_ms
 CU_HEAD = 2             # CU sync_id
+FLOOR_FIELDS = 2        # key, version
+AE_HEAD = 3             # AE round last
+AE_RANGE_FIELDS = 3     # lo, hi ('' = no upper bound), digest
 
 # Refusal reasons carried by REJ.
 R_ENCLAVE = b"enclave"
@@ -67,17 +74,96 @@ class MessageError(Exception):
 _NEED = object()   # hiredis "need more data" (False and None are RESP values)
 
 
+# Issue 7: hiredis allocates for an aggregate header before its elements
+# arrive, so every header is checked here, in Python, before hiredis sees the
+# bytes.  Frames are flat: a top-level array of bulk strings and integers and
+# nothing else (no nesting, no RESP3 types), whose element count and bulk
+# lengths are within the reader's limits.  The walk costs one step per
+# element (payloads are skipped by length, never scanned).
+MAX_FRAME_ELEMENTS = 4 + 4 * 65536     # a B frame of MAX_BATCH_ENTRIES (replicator)
+HANDSHAKE_MAX_ELEMENTS = 64            # HELLO has 11
+_HEADER_MAX_BYTES = 24                 # "$" + 20 digits + CRLF, with room
+# One element or frame header; "-?" so ":-5" passes (a negative count or
+# length is refused below).  A RESP3 type byte never matches.
+_HEADER = re.compile(rb"([*$:])(-?[0-9]{1,20})\r\n")
+
+
 class FrameReader:
     """Incremental frame parser: ``feed(data)`` -> list of frames (lists)."""
 
-    __slots__ = ("max_pending_bytes", "_reader", "_pending")
+    __slots__ = ("max_pending_bytes", "max_elements", "_reader", "_pending", "_skip",
+                 "_left", "_line")
 
-    def __init__(self, max_pending_bytes: int):
+    def __init__(self, max_pending_bytes: int, max_elements: int = MAX_FRAME_ELEMENTS):
         self.max_pending_bytes = max_pending_bytes
+        self.max_elements = max_elements
         self._reader = hiredis.Reader(notEnoughData=_NEED)
         self._pending = 0
+        self._skip = 0          # payload bytes (with CRLF) still to come
+        self._left = 0          # elements still to come in the current frame
+        self._line = b""        # a header line split across reads
+
+    def _check(self, data: bytes) -> None:
+        """Walk every header in data (state kept across reads); raise
+        MessageError on anything but a flat frame within the limits.
+        (State in locals: this runs once per replicated element.)"""
+        pos = 0
+        n = len(data)
+        if self._skip:
+            pos = min(self._skip, n)
+            self._skip -= pos
+        if self._line and pos < n:
+            nl = data.find(b"\n", pos, pos + _HEADER_MAX_BYTES)
+            if nl < 0:
+                self._line += data
+                if len(self._line) > _HEADER_MAX_BYTES:
+                    raise MessageError("header line too long")
+                return
+            line = self._line + data[:nl + 1]
+            self._line = b""
+            # re-walk the joined header as a read of its own, then go on
+            self._check(line)
+            pos = nl + 1
+            if self._skip:
+                step = min(self._skip, n - pos)
+                self._skip -= step
+                pos += step
+        left = self._left
+        max_el = self.max_elements
+        max_len = self.max_pending_bytes
+        match = _HEADER.match
+        try:
+            while pos < n:
+                mm = match(data, pos)
+                if mm is None:
+                    if data.find(b"\n", pos, pos + _HEADER_MAX_BYTES) < 0 and n - pos < _HEADER_MAX_BYTES:
+                        self._line = data[pos:]      # a header split across reads
+                        return
+                    raise MessageError("bad header %r" % data[pos:pos + 16])
+                kind, num = mm.groups()
+                pos = mm.end()
+                if left:
+                    left -= 1
+                    if kind == b"$":
+                        length = int(num)
+                        if length < 0 or length > max_len:
+                            raise MessageError("bulk of %d bytes (limit %d)" % (length, max_len))
+                        pos += length + 2
+                    elif kind != b":":
+                        raise MessageError("nested array in a frame")
+                    continue
+                if kind != b"*":
+                    raise MessageError("frame is not an array starting with a type")
+                left = int(num)
+                if left < 1 or left > max_el:
+                    raise MessageError("frame of %d elements (limit %d)" % (left, max_el))
+            if pos > n:
+                self._skip = pos - n
+        finally:
+            self._left = left
 
     def feed(self, data: bytes) -> list:
+        self._check(data)
         reader = self._reader
         reader.feed(data)
         out = []
@@ -90,7 +176,9 @@ class FrameReader:
                 if f.__class__ is not list or not f or f[0].__class__ is not bytes:
                     raise MessageError("frame is not an array starting with a type")
                 out.append(f)
-        except hiredis.ProtocolError as e:
+        except MessageError:
+            raise
+        except Exception as e:      # hiredis: ProtocolError, or a value it cannot build
             raise MessageError("bad RESP: %s" % e) from None
         # hiredis does not say how much of its buffer is an incomplete frame;
         # after a complete frame at most this read's bytes can be left over.
@@ -143,6 +231,50 @@ def encode_batch(origin: bytes, first_offset: int, sent_ms: int, entries) -> byt
     """A whole B frame from (key, value, deadline, version) tuples (tests, tools)."""
     parts = [entry(*e) for e in entries]
     return batch_head(origin, first_offset, sent_ms, len(parts)) + b"".join(parts)
+
+
+def floor_entry(key: bytes, version: int) -> bytes:
+    vb = b"%d" % version
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(vb), vb)
+
+
+def floors_head(n_floors: int) -> bytes:
+    return b"*%d\r\n$2\r\nFL\r\n" % (1 + FLOOR_FIELDS * n_floors)
+
+
+def encode_floors(pairs) -> bytes:
+    parts = [floor_entry(k, v) for k, v in pairs]
+    return floors_head(len(parts)) + b"".join(parts)
+
+
+def decode_floors(f: list) -> list:
+    """[(key, version)] from an FL frame, checking every field."""
+    if (len(f) - 1) % FLOOR_FIELDS:
+        raise MessageError("FL: floors are not groups of %d" % FLOOR_FIELDS)
+    return [(as_bytes(f[i], "key"), as_version(f[i + 1])) for i in range(1, len(f), FLOOR_FIELDS)]
+
+
+def encode_ae(round_id: int, last: bool, ranges) -> bytes:
+    """ranges: [(lo, hi or None, digest)]."""
+    items = [AE, round_id, int(last)]
+    for lo, hi, dig in ranges:
+        items += [lo, b"" if hi is None else hi, dig]
+    return frame(*items)
+
+
+def decode_ae(f: list):
+    """(round, last, [(lo, hi or None, digest)])."""
+    if len(f) < AE_HEAD or (len(f) - AE_HEAD) % AE_RANGE_FIELDS:
+        raise MessageError("AE: bad field count")
+    rid = as_int(f[1], "round")
+    last = as_int(f[2], "last")
+    out = []
+    for i in range(AE_HEAD, len(f), AE_RANGE_FIELDS):
+        lo, hi, dig = as_bytes(f[i], "lo"), as_bytes(f[i + 1], "hi"), as_bytes(f[i + 2], "digest")
+        if len(dig) > 64:
+            raise MessageError("AE: digest longer than 64 bytes")
+        out.append((lo, hi if hi else None, dig))
+    return rid, bool(last), out
 
 
 def encode_cu(sync_id: int, entries) -> bytes:

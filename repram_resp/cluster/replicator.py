@@ -28,8 +28,14 @@ the link comes up; the sender walks its sorted index in chunks of
 ``CATCHUP_CHUNK_KEYS`` keys / ``CATCHUP_CHUNK_BYTES`` bytes, sending every
 live entry whose version is at or after ``since_ms``, yielding to the loop
 after each chunk and waiting for the socket to drain when it is backed up.
-New writes keep flowing on the same link meanwhile; races are harmless
-because applying is idempotent and ordered by version.
+Then it walks its version floors the same way; floors (and entries expired
+but not reclaimed yet) travel as ``FL`` frames, so a receiver holding a
+value superseded by a write that already expired drops it.  New writes keep
+flowing on the same link meanwhile; races are harmless because applying is
+idempotent and ordered by version.  A node serves a catch-up only with data
+it can vouch for: while its own first full catch-up (from another peer) is
+running, it waits for it (at most ``SYNC_DEFER_MAX_S``; anti-entropy repairs
+whatever that bound still lets through).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from . import messages as m
 log = logging.getLogger("repram.cluster")
 
 FLUSH_BYTES = 1024 * 1024          # flush a turn's batch early past this size
+MAX_BATCH_ENTRIES = 65536          # ... or entries: receivers cap a frame's count (messages.py)
 CATCHUP_CHUNK_KEYS = 1000          # keys examined per catch-up chunk
 CATCHUP_CHUNK_BYTES = 1024 * 1024  # key+value bytes per catch-up frame
 # Replicated TTLs are checked against this node's min-ttl / max-ttl with a
@@ -57,6 +64,7 @@ CATCHUP_CHUNK_BYTES = 1024 * 1024  # key+value bytes per catch-up frame
 TTL_SLACK_MS = 1000
 MIN_TTL_SLACK_MS = 250
 REFUSED_OFFSETS_KEPT = 1024        # per link, for WAIT
+SYNC_DEFER_MAX_S = 10.0            # a catch-up waits at most this long for our own
 VERSION_SHIFT = TAG_BITS + LOGICAL_BITS   # version >> this = physical ms
 
 
@@ -71,7 +79,7 @@ def limits_of(config) -> Limits:
 
 
 def apply_entries(ks, f: list, start: int, adjust_ms: int, now: int, limits: Limits,
-                  sent_ms: int | None = None, on_applied=None):
+                  sent_ms: int | None = None, on_applied=None, on_floor=None):
     """Apply the write entries ``f[start:]`` (groups of key, value,
     deadline in the sender's clock, version) to keyspace ``ks``.
 
@@ -80,6 +88,9 @@ def apply_entries(ks, f: list, start: int, adjust_ms: int, now: int, limits: Lim
     left; ``deadline - sent_ms`` bounds the TTL the origin gave, which is
     what min-ttl applies to (a catch-up entry may legitimately have little
     lifetime left, so it is only held to max-ttl).
+
+    An entry already expired here becomes a version floor (it drops an older
+    value; ``on_floor(key)`` is told).
 
     Returns ``(applied, expired, refusals, top_version)`` with refusals as
     ``[(index of the entry's key in f, reason)]``.  Raises MessageError on a
@@ -106,7 +117,12 @@ def apply_entries(ks, f: list, start: int, adjust_ms: int, now: int, limits: Lim
             raise m.MessageError("bad version") from None
         local = d + adjust_ms
         if now > local:
+            # Dead on arrival: still proof that everything older is dead.
             expired += 1
+            if ks.apply_floor(key, version, now) and on_floor is not None:
+                on_floor(key)
+            if version > top:
+                top = version
             continue
         if local - now > max_remaining or (sent_ms is not None and d - sent_ms < min_origin_ttl):
             refusals.append((i, m.R_TTL))
@@ -152,7 +168,8 @@ class Replicator:
         self.stats = dict.fromkeys((
             "writes_streamed", "batches_sent", "bytes_streamed", "writes_applied",
             "writes_received", "expired_on_arrival", "catchup_keys_sent", "catchup_keys_received",
-            "catchups_served", "catchups_done", "queue_drops", "oversize_not_sent"), 0)
+            "catchups_served", "catchups_done", "queue_drops", "oversize_not_sent",
+            "catchup_floors_sent"), 0)
         self.refused_received = dict.fromkeys(m.REASONS, 0)
         self.refused_by_peers = dict.fromkeys(m.REASONS, 0)
 
@@ -181,7 +198,7 @@ class Replicator:
         if not self._scheduled:
             self._scheduled = True
             self.cluster.loop.call_soon(self.flush)
-        elif self._bytes > FLUSH_BYTES:
+        elif self._bytes > FLUSH_BYTES or len(self._parts) >= MAX_BATCH_ENTRIES:
             self.flush()
 
     def flush(self) -> None:
@@ -446,46 +463,70 @@ class Replicator:
         # stream shares this link, and a dropped peer restarts its catch-up.
         chunk_bytes = min(CATCHUP_CHUNK_BYTES, self.server.config.cluster_peer_queue_limit_bytes // 4)
         limit = link.remote_max_bulk
-        entry = m.entry
-        last = None
-        sent = skipped = 0
+        entry, floor_entry = m.entry, m.floor_entry
+        sent = skipped = floors = 0
         t0 = time.monotonic()
         self.stats["catchups_served"] += 1
+        c = self.cluster
         try:
-            while link.state == "ready":
-                index, data = ks.index, ks.data
-                pos = 0 if last is None else index.bisect_right(last)
-                keys = list(index.islice(pos, pos + CATCHUP_CHUNK_KEYS))
-                if not keys:
-                    break
-                now = clock()
-                parts = []
-                nbytes = 0
-                for k in keys:
-                    last = k
-                    e = data.get(k)
-                    if e is None or now > e[1] or e[2] < since_v:
-                        continue
-                    v = e[0]
-                    if len(v) > limit or len(k) > limit:
-                        skipped += 1
-                        continue
-                    parts.append(entry(k, v, e[1], e[2]))
-                    nbytes += len(k) + len(v)
-                    if nbytes >= chunk_bytes:
+            if (not c.full_synced and c.full_sync_link is not None
+                    and c.full_sync_link.peer is not link.peer):
+                log.info("catch-up to %s waits for our own catch-up from %s", link.describe(),
+                         c.full_sync_link.describe())
+                try:
+                    await asyncio.wait_for(c.caught_up.wait(), SYNC_DEFER_MAX_S)
+                except asyncio.TimeoutError:
+                    pass
+            for floor_pass in (False, True):
+                last = None
+                while link.state == "ready":
+                    index = ks.floor_index if floor_pass else ks.index
+                    data = ks.data
+                    pos = 0 if last is None else index.bisect_right(last)
+                    keys = list(index.islice(pos, pos + CATCHUP_CHUNK_KEYS))
+                    if not keys:
                         break
-                if parts:
-                    link.write(m.cu_head(sync_id, len(parts)) + b"".join(parts))
-                    sent += len(parts)
-                    self.stats["catchup_keys_sent"] += len(parts)
-                if link.paused:
-                    await link.drained()
-                else:
-                    await asyncio.sleep(0)
+                    now = clock()
+                    parts = []
+                    fls = []
+                    nbytes = 0
+                    for k in keys:
+                        last = k
+                        e = data.get(k)
+                        if floor_pass:
+                            f = ks.floor_of(k, now)
+                            if f >= since_v and f and (e is None or e[2] < f):
+                                fls.append(floor_entry(k, f))
+                            continue
+                        if e is None or e[2] < since_v:
+                            continue
+                        if now > e[1]:
+                            fls.append(floor_entry(k, e[2]))
+                            continue
+                        v = e[0]
+                        if len(v) > limit or len(k) > limit:
+                            skipped += 1
+                            continue
+                        parts.append(entry(k, v, e[1], e[2]))
+                        nbytes += len(k) + len(v)
+                        if nbytes >= chunk_bytes:
+                            break
+                    if parts:
+                        link.write(m.cu_head(sync_id, len(parts)) + b"".join(parts))
+                        sent += len(parts)
+                        self.stats["catchup_keys_sent"] += len(parts)
+                    if fls:
+                        link.write(m.floors_head(len(fls)) + b"".join(fls))
+                        floors += len(fls)
+                        self.stats["catchup_floors_sent"] += len(fls)
+                    if link.paused:
+                        await link.drained()
+                    else:
+                        await asyncio.sleep(0)
             if link.state == "ready":
                 link.write(m.frame(m.CUEND, sync_id, sent))
-                log.info("catch-up to %s: %d keys sent in %.2f s%s", link.describe(), sent,
-                         time.monotonic() - t0,
+                log.info("catch-up to %s: %d keys and %d floors sent in %.2f s%s", link.describe(),
+                         sent, floors, time.monotonic() - t0,
                          " (%d over its proto-max-bulk-len skipped)" % skipped if skipped else "")
         except asyncio.CancelledError:
             raise

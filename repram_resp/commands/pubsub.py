@@ -97,4 +97,63 @@ def cmd_pubsub(client, argv):
         return enc.array(out)
     if sub == b"NUMPAT" and len(argv) == 2:
         return integer(sum(len(c) for _, c in hub.patterns.values()))
+    r = pubsub_shard(client, argv, sub)
+    if r is not None:
+        return r
     return client.error(errors.unknown_subcommand(argv[1], "pubsub"))
+
+
+# -- sharded pub/sub (Redis 7.0): one node is one shard, so a shard channel is
+# a channel of its own namespace: SPUBLISH reaches SSUBSCRIBErs only, patterns
+# never see it, and the counts in the replies are shard channels only.
+
+@command("ssubscribe", -2, "pubsub fast", (1, -1, 1), group="pubsub",
+         summary="Listen on shard channels", since="7.0.0")
+def cmd_ssubscribe(client, argv):
+    hub = client.server.pubsub
+    out = []
+    for name in argv[1:]:
+        hub.ssubscribe(client, name)
+        out.append(_confirm(client, b"ssubscribe", name, len(client.shard_channels)))
+    client.update_gate()
+    return b"".join(out)
+
+
+@command("sunsubscribe", -1, "pubsub fast", (1, -1, 1), group="pubsub",
+         summary="Stop listening on shard channels", since="7.0.0")
+def cmd_sunsubscribe(client, argv):
+    hub = client.server.pubsub
+    out = []
+    for name in argv[1:] or list(client.shard_channels):
+        hub.sunsubscribe(client, name)
+        out.append(_confirm(client, b"sunsubscribe", name, len(client.shard_channels)))
+    if not out:
+        out.append(_confirm(client, b"sunsubscribe", None, 0))
+    client.update_gate()
+    return b"".join(out)
+
+
+@command("spublish", 3, "pubsub fast", (1, 1, 1), group="pubsub",
+         summary="Post a message to a shard channel (this node only)", since="7.0.0")
+def cmd_spublish(client, argv):
+    return integer(client.server.pubsub.spublish(argv[1], argv[2]))
+
+
+def pubsub_shard(client, argv, sub: bytes):
+    """PUBSUB SHARDCHANNELS [pattern] / SHARDNUMSUB [channel ...], or None."""
+    hub = client.server.pubsub
+    enc = client.enc
+    if sub == b"SHARDCHANNELS" and len(argv) <= 3:
+        chans = list(hub.shard_channels)
+        if len(argv) == 3:
+            from ..glob import compile_glob
+            m = compile_glob(argv[2])
+            chans = [c for c in chans if m(c)]
+        return enc.array([bulk(c) for c in chans])
+    if sub == b"SHARDNUMSUB":
+        out = []
+        for ch in argv[2:]:
+            out.append(bulk(ch))
+            out.append(integer(len(hub.shard_channels.get(ch, ()))))
+        return enc.array(out)
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from .. import errors
 from ..keyspace import OutOfMemory
 from ..protocol import OK, ONE, ZERO, bulk, integer, parse_ll
+from ..writes import local_write
 from . import command
 
 LLONG_MAX = (1 << 63) - 1
@@ -60,18 +61,19 @@ def deadline_for(client, cmd: str, amount: bytes | None, unit_ms: int, absolute:
     return deadline
 
 
-def _write(client, key: bytes, value: bytes, deadline: int, now: int) -> bytes | None:
-    """Apply one local write; returns an error reply or None."""
-    server = client.server
-    if server.write_refusal is not None:
-        return client.error(server.write_refusal)
-    try:
-        server.keyspace.put(key, value, deadline, None, now)   # None: stamp a local version
-    except OutOfMemory:
-        return client.error(errors.OOM)
-    if server.write_hooks:
-        server.wrote(client, key)
-    return None
+def _write(client, key: bytes, value: bytes, deadline: int, now: int,
+           ttl_given: bool = False) -> bytes | None:
+    """Apply one local write (writes.local_write, the path HTTP shares);
+    returns an error reply or None.  ttl_given: the command set the TTL
+    itself (Redis then publishes 'expire')."""
+    ov = client.ttl_override
+    if ov is not None and key in ov:
+        # EXEC: an EXPIRE later in this transaction sets this write's TTL
+        # (transactions.py); the write is stored and replicated with it.
+        deadline = ov[key]
+        client.ttl_applied.add(key)
+    err = local_write(client.server, client, key, value, deadline, now, ttl_given)
+    return None if err is None else client.error(err)
 
 
 @command("set", -3, "write denyoom", (1, 1, 1), "string", "Set a key's value with a TTL", "1.0.0")
@@ -93,8 +95,15 @@ def cmd_set(client, argv):
                 except OutOfMemory:
                     return client.error(errors.OOM)
                 if server.write_hooks:
-                    server.wrote(client, argv[1])
+                    server.wrote(client, argv[1], True)
                 return OK
+    return set_full(client, argv)
+
+
+def set_full(client, argv):
+    """SET with every option (the fast path above handles SET k v EX|PX n)."""
+    server = client.server
+    n = len(argv)
     now = server.now
     flags = 0
     exp_opt = None
@@ -138,7 +147,7 @@ def cmd_set(client, argv):
         if flags & _GET:
             return enc.null if old is None else bulk(old[0])
         return enc.null
-    err = _write(client, key, value, deadline, now)
+    err = _write(client, key, value, deadline, now, exp_opt is not None)
     if err is not None:
         return err
     if flags & _GET:
@@ -152,7 +161,7 @@ def _setex(client, argv, cmd: str, unit: int):
         deadline = deadline_for(client, cmd, argv[2], unit, False, now)
     except TTLError as e:
         return client.error(str(e))
-    return _write(client, argv[1], argv[3], deadline, now) or OK
+    return _write(client, argv[1], argv[3], deadline, now, True) or OK
 
 
 @command("setex", 4, "write denyoom", (1, 1, 1), "string", "Set a key's value and TTL in seconds", "2.0.0")
@@ -206,15 +215,21 @@ def _mset(client, argv, cmd: str, nx: bool):
     pairs = dict(zip(argv[1::2], argv[2::2]))   # last value of a repeated key wins
     if nx and any(ks.lookup(k, now) is not None for k in pairs):
         return ZERO
-    # All or nothing under maxmemory: check the total before writing any.
-    if ks.maxmemory_bytes and not ks.fits(sum(ks.size_delta(k, v) for k, v in pairs.items())):
+    # All or nothing under maxmemory: check the total before writing any;
+    # then the writes run in argument order (Redis's order of events, a
+    # repeated key written twice) with the per-write check off, since an
+    # intermediate total above the final one is no reason to stop half way.
+    mm = ks.maxmemory_bytes
+    if mm and not ks.fits(sum(ks.size_delta(k, v) for k, v in pairs.items())):
         return client.error(errors.OOM)
-    # Shrinking writes first: then every intermediate total is at most the
-    # final one, which fits, so no single write can be refused half way.
-    for k, v in sorted(pairs.items(), key=lambda kv: ks.size_delta(*kv) > 0):
-        err = _write(client, k, v, deadline, now)
-        if err is not None:
-            return err
+    ks.maxmemory_bytes = 0
+    try:
+        for j in range(1, len(argv), 2):
+            err = _write(client, argv[j], argv[j + 1], deadline, now)
+            if err is not None:
+                return err
+    finally:
+        ks.maxmemory_bytes = mm
     return ONE if nx else OK
 
 
