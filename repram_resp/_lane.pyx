@@ -36,6 +36,10 @@ cdef extern from "<time.h>" nogil:
         long tv_nsec
     int clock_gettime(int clk, timespec* ts)
     int CLOCK_REALTIME
+    int CLOCK_MONOTONIC
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
 
 
 cdef inline long long _c_wall_ms():
@@ -43,6 +47,35 @@ cdef inline long long _c_wall_ms():
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
     return ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline long long _c_perf_ns():
+    # == time.perf_counter_ns() on Linux: CLOCK_MONOTONIC
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef int _end_run(object client, object stats, object cmd, long long k, long long d,
+                  long long watch_ns, bytes data, Py_ssize_t a, Py_ssize_t b) except -1:
+    """introspect.Stats.end_run for a run of k lane commands of one kind
+    that took d ns: calls, ns, the histogram of the per-call mean, and a
+    slowlog / latency entry (the run's last command) past the threshold."""
+    cdef long long m = d // k
+    cdef int bl = 0
+    cdef long long idx
+    cmd.calls += k
+    cmd.ns += d
+    if m > 0:
+        bl = 64 - __builtin_clzll(<unsigned long long>m)
+    idx = (bl << 2) + ((m >> (bl - 3)) & 3) if bl >= 3 else m
+    hist = cmd.hist
+    hist[idx] += k
+    if m >= watch_ns:
+        from .protocol import RequestParser
+        argv = RequestParser().feed(data[a:b])[0]
+        stats.after_run(client, cmd, [argv], 0, 1, m)
+    return 0
 
 
 # Must equal repram_resp.cluster.replicator.FLUSH_BYTES (tests/test_lane.py checks).
@@ -211,6 +244,12 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
     cdef long long hlc_last = 0
     cdef bint stamped = False
     cdef int last_kind = 0
+    # Command statistics by runs of one kind (introspect.py).
+    stats = server.stats
+    cdef long long watch_ns = stats.watch_ns
+    cdef int run_kind = 0
+    cdef long long run_n = 0, t_run = 0
+    cdef Py_ssize_t cmd_a = 0, cmd_b = 0
 
     cdef char stack[8192]
     cdef Buf out
@@ -251,6 +290,12 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 break
             if not (ncmds & 31) and ncmds:
                 now = _c_wall_ms() if wall else clock()   # one reading per 32 commands, as _run_batch
+            if kind != run_kind and kind == 1:
+                if run_n:
+                    _end_run(client, stats, SET_CMD, run_n, _c_perf_ns() - t_run, watch_ns, data, cmd_a, cmd_b)
+                run_kind = 1
+                run_n = 0
+                t_run = _c_perf_ns()
             if kind == 1:
                 # GET key (Keyspace.get)
                 key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
@@ -274,6 +319,9 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                         _put(&out, null_p, null_n)
                 last_kind = 1
                 ncmds += 1
+                run_n += 1
+                cmd_a = pos
+                cmd_b = q
                 pos = q
                 continue
             # SET key value EX|PX n
@@ -351,6 +399,12 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
             if streaming and (vn > min_peer_bulk or kn > min_peer_bulk):
                 break                            # Replicator._oversize (Python)
             # -- apply (nothing below refuses) --
+            if run_kind != 2:
+                if run_n:
+                    _end_run(client, stats, GET_CMD, run_n, _c_perf_ns() - t_run, watch_ns, data, cmd_a, cmd_b)
+                run_kind = 2
+                run_n = 0
+                t_run = _c_perf_ns()
             version = now << LOGICAL_BITS         # HLC.tick
             if not stamped:
                 hlc_last = hlc.last
@@ -406,10 +460,16 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
             _put(&out, "+OK\r\n", 5)
             last_kind = 2
             ncmds += 1
+            run_n += 1
+            cmd_a = pos
+            cmd_b = q
             pos = q
 
         if ncmds == 0:
             return data
+        if run_n:
+            _end_run(client, stats, GET_CMD if run_kind == 1 else SET_CMD, run_n, _c_perf_ns() - t_run,
+                     watch_ns, data, cmd_a, cmd_b)
         # Write the counters back.
         if hits:
             ks.hits += hits
@@ -428,6 +488,8 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
         client.last_cmd = GET_CMD if last_kind == 1 else SET_CMD
         if client._push_buf:
             client._flush_pushes()       # pushes queued earlier go out first
+        stats.net_out += out.n           # Client._write
+        stats.writes += 1
         client.transport.write(PyBytes_FromStringAndSize(out.p, out.n))
     finally:
         if out.heap:

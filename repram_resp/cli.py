@@ -46,7 +46,7 @@ def _new_loop(choice: str) -> asyncio.AbstractEventLoop:
         except ImportError:
             if choice == "uvloop":
                 raise ConfigError("bad value for 'event-loop': uvloop is not installed "
-                                  "(pip install 'repram-resp[fast]')") from None
+                                  "(pip install uvloop)") from None
     return asyncio.new_event_loop()
 
 

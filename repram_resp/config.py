@@ -120,6 +120,13 @@ DIRECTIVES: list[Directive] = [
               lo=0, hi=INT64, doc="keys remembered for CLIENT TRACKING (beyond: invalidated); 0 = no limit"),
     Directive("shutdown-timeout", "int", 10, "shutdown_timeout_s", mutable=True, lo=0, hi=3600,
               doc="seconds to finish replies and flush peers on SIGTERM"),
+    # -- introspection (repram_resp/introspect.py) -----------------------
+    Directive("slowlog-log-slower-than", "int", 10000, "slowlog_log_slower_than_us", mutable=True,
+              lo=-1, hi=INT64, doc="microseconds; slower commands enter SLOWLOG; 0 = all, -1 = none"),
+    Directive("slowlog-max-len", "int", 128, "slowlog_max_len", mutable=True, lo=0, hi=1_000_000,
+              doc="SLOWLOG entries kept (oldest dropped)"),
+    Directive("latency-monitor-threshold", "int", 0, "latency_monitor_threshold_ms", mutable=True,
+              lo=0, hi=INT64, doc="milliseconds; LATENCY records events at least this slow; 0 = off"),
     # -- REPRAM HTTP API (repram_resp/http/) ---------------------------------
     Directive("http-port", "int", 0, "http_port", lo=-1, hi=65535,
               doc="REPRAM HTTP API port; 0 = off (the default), -1 = OS-chosen (logged)"),

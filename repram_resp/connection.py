@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from time import perf_counter_ns as _perf_ns
 
 from . import errors, lane
 from .commands import TABLE, find, lookup_error
@@ -44,7 +45,11 @@ _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscr
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
 # Redis closes an unauthenticated client whose replies pass its 16 KiB
 # static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
+# Here: replies to an unauthenticated client's pipeline, counted from the
+# last read that found nothing of its earlier input left to run (a client
+# that waits for its replies starts again from zero).
 UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
+_EACH = object()    # a run marker no command matches: every command is its own run
 
 
 class Client(asyncio.Protocol):
@@ -74,6 +79,8 @@ class Client(asyncio.Protocol):
         self.closed = False
         self.last_cmd = None     # Command object of the last command run
         self.gate = None if self.authenticated else "auth"
+        if server.pause is not None and self.gate is None:
+            self.gate = "paused"     # CLIENT PAUSE holds new clients too
         self._out = None         # reply batch while executing a read
         self._paused = False
         self.blocked = None      # Future of a blocking command in progress
@@ -83,6 +90,7 @@ class Client(asyncio.Protocol):
         self._push_bytes = 0
         self._lane_ran = 0       # commands the fast lane ran of a read it handed on
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
+        self._unauth_out = 0     # reply bytes of the current unauthenticated pipeline
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
         self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
@@ -90,6 +98,9 @@ class Client(asyncio.Protocol):
         self.ttl_override = None  # EXEC: key -> deadline an EXPIRE in the transaction gave its write
         self.tx_scan = None      # MULTI: (queue entries scanned, keys written) for EXPIRE
         self.repl_lo = 0         # ... and of its first write since its last WAIT
+        self.cur_cmd = None      # the Command running now (failed_calls attribution)
+        self.monitor = False     # MONITOR: receives every command's line
+        self.reply_mode = None   # CLIENT REPLY: None (on), "off" or "skip"
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -116,6 +127,8 @@ class Client(asyncio.Protocol):
         self.closed = True
         if self.blocked is not None:
             self.blocked.cancel()
+        if self.monitor:
+            self.server.stats.drop_monitor(self)
         self.server.unregister(self)
 
     def pause_writing(self):
@@ -133,12 +146,17 @@ class Client(asyncio.Protocol):
         if self.closed:
             return
         self.last_active = time.monotonic()
+        stats = self.server.stats
+        stats.net_in += len(data)
+        stats.reads += 1
         if self._suspended is not None or self._blocked_batch is not None or self._turn is not None:
             # A read that raced with a pause: its bytes wait in the parser,
             # parsed (in order) once the waiting batch has run.
             self.parser.buffer(data)
             return
         cfg = self.server.config
+        if not self.authenticated and self.parser.pending_bytes == 0:
+            self._unauth_out = 0        # it waited for its replies
         spent = 0
         if self.server.lane_ok:
             # The fast lane runs the plain GET/SET prefix of this read within
@@ -201,13 +219,23 @@ class Client(asyncio.Protocol):
             server = self.server
             clock = server.clock
             server.now = clock()
+            cmd = None
             stop = i + server.config.client_turn_max_commands - spent   # this turn's budget
+            stats = server.stats
+            # Command statistics by runs (see introspect.py): run_cmd ran
+            # cmds[run_lo:i] since t_run; a command that is not `mark` starts
+            # a new run.  `mark` is _EACH while every command must be seen
+            # on its own (MONITOR, slowlog-log-slower-than 0).
+            run_cmd = mark = None
+            run_lo = i
+            t_run = _perf_ns()
             for argv in (cmds if i == 0 else cmds[i:]):
                 if i >= stop:
                     # Budget spent: the rest runs on a later loop turn.
+                    stats.end_run(self, run_cmd, cmds, run_lo, i, t_run)
                     self._out = None
                     if out:
-                        self.transport.write(b"".join(out))
+                        self._write(b"".join(out))
                     self._suspended = (cmds, i)
                     self._yield_turn()
                     return
@@ -220,6 +248,12 @@ class Client(asyncio.Protocol):
                 # Inlined fast path of execute(): known command, right arity,
                 # nothing gating this client.
                 cmd = _TABLE_GET(argv[0])
+                if cmd is not mark:
+                    if run_lo != i - 1:     # the run before this command is not empty
+                        t_run = stats.end_run(self, run_cmd, cmds, run_lo, i - 1, t_run)
+                    run_cmd = self.cur_cmd = cmd
+                    run_lo = i - 1
+                    mark = _EACH if stats.instrumented else cmd
                 if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
                     self.last_cmd = cmd      # CLIENT LIST: the last command run (as the lane keeps it)
                     try:
@@ -228,36 +262,57 @@ class Client(asyncio.Protocol):
                         r = self._internal_error(cmd)
                 else:
                     if self.close_after_reply:
+                        i -= 1          # not run: out of the run's count
                         break           # QUIT & co. gate the client: nothing after them runs
                     r = self.execute(argv)
                 if r.__class__ is not bytes:
+                    stats.end_run(self, run_cmd, cmds, run_lo, i, t_run)
                     self._out = None
                     if out:
-                        self.transport.write(b"".join(out))
+                        self._write(b"".join(out))
                     self._block(r, cmds, i)
                     return
                 append(r)
                 pending += len(r)
                 if pending > WRITE_BUFFER_HIGH_BYTES and i < n:
-                    self.transport.write(b"".join(out))
+                    self._write(b"".join(out))
                     out.clear()
                     pending = 0
                     if self._paused:
+                        stats.end_run(self, run_cmd, cmds, run_lo, i, t_run)
                         self._out = None
                         self._suspended = (cmds, i)
                         return
+            # stats.end_run(self, run_cmd, cmds, run_lo, i, t_run), its common
+            # case inlined (this runs once per batch; the method call alone
+            # is ~170 ns, a third of the whole cost of command statistics).
+            k = i - run_lo
+            if run_cmd is not None and k > 0:
+                d = _perf_ns() - t_run
+                run_cmd.calls += k
+                run_cmd.ns += d
+                m = d // k
+                bl = m.bit_length()
+                run_cmd.hist[(bl << 2) + ((m >> (bl - 3)) & 3) if bl >= 3 else m] += k
+                if m >= stats.watch_ns or stats.monitors:
+                    stats.after_run(self, run_cmd, cmds, run_lo, i, m)
+            self.cur_cmd = None
             self._out = None
             if out:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                data = out[0] if len(out) == 1 else b"".join(out)
+                stats.net_out += len(data)      # self._write(data), inlined
+                stats.writes += 1
+                self.transport.write(data)
             if self.close_after_reply:
                 self.transport.close()
                 self.closed = True
                 return
-            if not self.authenticated and \
-                    self.transport.get_write_buffer_size() > UNAUTH_OUTPUT_LIMIT_BYTES:
-                self.server.client_cut(self, "unauthenticated client's unread replies over %d bytes"
-                                       % UNAUTH_OUTPUT_LIMIT_BYTES)
-                return
+            if not self.authenticated:
+                self._unauth_out += sum(map(len, out)) if out else 0
+                if self._unauth_out > UNAUTH_OUTPUT_LIMIT_BYTES:
+                    self.server.client_cut(self, "unauthenticated client pipelined over %d bytes "
+                                           "of replies" % UNAUTH_OUTPUT_LIMIT_BYTES)
+                    return
         parser = self.parser
         if parser.more and parser.error is None and not self.closed:
             self._yield_turn()      # input left in the parser: next turn
@@ -267,6 +322,12 @@ class Client(asyncio.Protocol):
             self.transport.write(encode_error(parser.error))
             self.transport.close()
             self.closed = True
+
+    def _write(self, data: bytes) -> None:
+        stats = self.server.stats
+        stats.net_out += len(data)
+        stats.writes += 1
+        self.transport.write(data)
 
     def _block(self, fut, cmds: list, i: int) -> None:
         self.blocked = fut
@@ -285,7 +346,7 @@ class Client(asyncio.Protocol):
                 reply = self.error("ERR internal error (see server log)")
             else:
                 reply = f.result()
-            self.transport.write(reply)
+            self._write(reply)
             self._run_batch(cmds, i)
             if not self._paused and self.blocked is None and self._suspended is None \
                     and self._turn is None and not self.closed:
@@ -295,29 +356,68 @@ class Client(asyncio.Protocol):
     # -- execution -----------------------------------------------------------
 
     def execute(self, argv: list) -> bytes:
+        if self.reply_mode is not None:
+            return self._execute_quietly(argv)
+        return self._execute(argv)
+
+    def _execute(self, argv: list) -> bytes:
         cmd = _TABLE_GET(argv[0])
         if cmd is None:
             cmd = find(argv[0])
+            if cmd is not None:
+                # Mixed-case name: the batch loop's run saw no Command.
+                cmd.calls += 1
+                self.cur_cmd = cmd
         if self.gate is not None:
             return self._gated(cmd, argv)
         if cmd is None or cmd.disabled_why is not None:
-            return self.error(lookup_error(cmd, argv))
+            return self.reject(cmd, lookup_error(cmd, argv))
         a = cmd.arity
         n = len(argv)
         if (a > 0 and n != a) or n < -a:
-            return self.error(lookup_error(cmd, argv))
+            return self.reject(cmd, lookup_error(cmd, argv))
         self.last_cmd = cmd
         try:
             return cmd.handler(self, argv)
         except Exception:  # a bug must cost one reply, not the connection
             return self._internal_error(cmd)
 
+    def _execute_quietly(self, argv: list):
+        """CLIENT REPLY OFF / SKIP: run, and drop the reply (pushes still go)."""
+        skip = self.reply_mode == "skip"
+        r = self._execute(argv)
+        if r.__class__ is not bytes:
+            return r
+        if skip:
+            if self.reply_mode == "skip":
+                self.reply_mode = None
+                self.update_gate()
+            return b""
+        return b"" if self.reply_mode == "off" else r
+
     def run(self, cmd, argv, handler=None) -> bytes:
         """Execute with all central checks (used by EXEC and the gate)."""
         err = lookup_error(cmd, argv)
         if err is not None:
-            return self.error(err)
+            if self.in_exec and cmd is not None:
+                cmd.calls += 1      # no run counted it (reject takes one back)
+            return self.reject(cmd, err)
         self.last_cmd = cmd
+        if self.in_exec:
+            # Inside EXEC each command is counted and timed on its own
+            # (EXEC's own run covers the batch loop's view).
+            outer = self.cur_cmd
+            self.cur_cmd = cmd
+            t0 = _perf_ns()
+            try:
+                return self._dispatch(cmd, argv, handler)
+            finally:
+                cmd.calls += 1
+                cmd.ns += _perf_ns() - t0
+                self.cur_cmd = outer
+        return self._dispatch(cmd, argv, handler)
+
+    def _dispatch(self, cmd, argv, handler=None) -> bytes:
         if self.tracking is not None:
             return self.server.tracking.run(self, cmd, argv, lambda: self._call(cmd, argv, handler))
         return self._call(cmd, argv, handler)
@@ -334,32 +434,55 @@ class Client(asyncio.Protocol):
                 and name not in ("quit", "reset"):
             if self.multi is not None:
                 self.multi_dirty = True
-            return self.error(errors.NOAUTH)
+            return self.reject(cmd, errors.NOAUTH)
+        pause = self.server.pause
+        if pause is not None and pause.holds(self, cmd, argv):
+            return pause.wait(self, argv)
         if self.multi is not None and name not in _GATE_PASS:
             err = lookup_error(cmd, argv)
             if err is not None and cmd is not None and cmd.name in TX_TTL:
                 err = tx_ttl_queue_error(self, argv, err)   # EXPIRE of a key this MULTI writes
             if err is not None:
                 self.multi_dirty = True
-                return self.error(err)
+                return self.reject(cmd, err)
+            if cmd is not None:
+                cmd.calls -= 1      # queued, not run: EXEC counts it when it runs
             self.multi.append((cmd, argv))
             return QUEUED
         if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
                 and name not in _SUBSCRIBED_OK:
             err = lookup_error(cmd, argv)
             if err is not None:
-                return self.error(err)
-            return self.error(errors.subscribed_context(name))
+                return self.reject(cmd, err)
+            return self.reject(cmd, errors.subscribed_context(name))
         return self.run(cmd, argv)
 
     def _internal_error(self, cmd) -> bytes:
+        self.server.stats.unexpected_errors += 1
         # A bug reached by client input: one traceback per command and window.
         self.server.ratelog.event(logging.ERROR, ("internal", cmd.name), "internal error in %s",
                                   cmd.name, exc_info=True)
         return self.error("ERR internal error in '%s' (see server log)" % cmd.name)
 
     def error(self, msg: str) -> bytes:
-        self.server.stat_errors += 1
+        """An error reply from a command that ran (counted in failed_calls)."""
+        server = self.server
+        server.stat_errors += 1
+        server.stats.count_error(msg)
+        c = self.cur_cmd
+        if c is not None:
+            c.failed_calls += 1
+        return encode_error(msg)
+
+    def reject(self, cmd, msg: str) -> bytes:
+        """An error reply for a command refused before it ran (rejected_calls;
+        the batch loop's run already counted it in calls, so take it back)."""
+        server = self.server
+        server.stat_errors += 1
+        server.stats.count_error(msg)
+        if cmd is not None:
+            cmd.rejected_calls += 1
+            cmd.calls -= 1
         return encode_error(msg)
 
     # -- state helpers used by commands ---------------------------------------
@@ -381,6 +504,10 @@ class Client(asyncio.Protocol):
             self.gate = "subscribed"
         elif self.tracking is not None:
             self.gate = "tracking"      # its reads are remembered: the gated path
+        elif self.reply_mode is not None:
+            self.gate = "reply"
+        elif self.server.pause is not None:
+            self.gate = "paused"
         else:
             self.gate = None
 
@@ -449,7 +576,7 @@ class Client(asyncio.Protocol):
         self._push_buf = []
         self._push_bytes = 0
         if buf and not self.closed:
-            self.transport.write(b"".join(buf))
+            self._write(b"".join(buf))
 
     def kill(self) -> None:
         if not self.closed:
@@ -459,16 +586,20 @@ class Client(asyncio.Protocol):
     def info_line(self, now_ms: int) -> str:
         t = time.monotonic()
         return ("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d "
-                "ssub=0 multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
-                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s"
+                "ssub=%d multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s"
                 % (self.id, self.addr, self.laddr, self.name.decode("utf-8", "replace"),
                    int(t - self.created), int(t - self.last_active),
                    ("x" if self.multi is not None else "") + ("P" if self.channels or self.patterns
-                                                              else "") or "N",
-                   len(self.channels), len(self.patterns),
+                                                              or self.shard_channels else "")
+                   + ("t" if self.tracking is not None else "")
+                   + ("R" if self.tracking is not None and self.tracking.broken else "")
+                   + ("B" if self.tracking is not None and self.tracking.bcast else "") or "N",
+                   len(self.channels), len(self.patterns), len(self.shard_channels),
                    -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
                    self.transport.get_write_buffer_size() if self.transport else 0,
-                   self.last_cmd.name if self.last_cmd is not None else "NULL", self.enc.version, self.lib_name.decode("utf-8", "replace"),
+                   self.last_cmd.name if self.last_cmd is not None else "NULL",
+                   self.tracking.redirect if self.tracking is not None else -1, self.enc.version, self.lib_name.decode("utf-8", "replace"),
                    self.lib_ver.decode("utf-8", "replace")))
 
 

@@ -28,6 +28,12 @@ the classic glob algorithm: O(len(key) * len(pattern)) worst case, no
 recursion, and the per-byte work runs inside the C regex engine.  A plain
 translation to one regex (``.*`` per star) would backtrack polynomially on
 hostile patterns like ``*a*a*a*a*b``.
+
+Cost (issue 7): a pattern without ``[`` or ``\\`` -- nearly all of them -- is
+compiled without a Python step per byte (split on ``*`` runs, ``re.escape``,
+``?`` -> ``.``: C loops); sets and escapes take the per-byte tokenizer, whose
+range expansion is memoised.  Only patterns up to ``CACHE_PATTERN_MAX_BYTES``
+are cached (here and in ``re``'s own cache), so caches stay bounded in bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Callable
 __all__ = ["compile_glob", "literal_prefix", "is_match_all"]
 
 _STAR = None  # token marker; every other token is a 256-entry membership set
+CACHE_PATTERN_MAX_BYTES = 4096   # longer patterns are compiled each time, never kept
 _MAX_NESTING = 1000
 _ALL = frozenset(range(256))
 
@@ -86,17 +93,7 @@ def _tokenize(pattern: bytes, nocase: bool) -> list:
                     i -= 1
                     break
                 elif n - i >= 3 and p[i + 1] == 0x2D:  # 'x-y'
-                    lo, hi = _signed(p[i]), _signed(p[i + 2])
-                    if lo > hi:
-                        lo, hi = hi, lo
-                    if nocase:
-                        lo, hi = _lower(lo), _lower(hi)
-                    for b in range(256):
-                        v = _signed(b)
-                        if nocase:
-                            v = _lower(v)
-                        if lo <= v <= hi:
-                            members.add(b)
+                    members.update(_range_members(p[i], p[i + 2], nocase))
                     i += 2
                 else:
                     members.update(_fold(p[i], nocase))
@@ -109,6 +106,23 @@ def _tokenize(pattern: bytes, nocase: bool) -> list:
             tokens.append(_fold(c, nocase))
         i += 1
     return tokens
+
+
+@functools.lru_cache(maxsize=1024)
+def _range_members(a: int, z: int, nocase: bool) -> frozenset:
+    lo, hi = _signed(a), _signed(z)
+    if lo > hi:
+        lo, hi = hi, lo
+    if nocase:
+        lo, hi = _lower(lo), _lower(hi)
+    out = set()
+    for b in range(256):
+        v = _signed(b)
+        if nocase:
+            v = _lower(v)
+        if lo <= v <= hi:
+            out.add(b)
+    return frozenset(out)
 
 
 def _fold(b: int, nocase: bool) -> frozenset:
@@ -149,13 +163,37 @@ def _never(key: bytes) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=256)
 def compile_glob(pattern: bytes, nocase: bool = False) -> Callable[[bytes], bool]:
     """Return ``matcher(key) -> bool`` equal to Redis ``stringmatchlen``.
 
-    Compiled matchers are cached, so a repeated SCAN MATCH pays once.
+    Compiled matchers of short patterns are cached, so a repeated SCAN
+    MATCH pays once; long ones are compiled in O(len) and not kept.
     """
     pattern = bytes(pattern)
+    if len(pattern) <= CACHE_PATTERN_MAX_BYTES:
+        return _compile_cached(pattern, nocase)
+    m = _compile(pattern, nocase)
+    re.purge()      # re keeps its last 512 compiled regexes: not these
+    return m
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
+    return _compile(pattern, nocase)
+
+
+def _plain_segments(pattern: bytes, nocase: bool):
+    """Segments of a pattern with no '[' or '\\', as (regex, length), in C."""
+    flags = re.DOTALL | (re.IGNORECASE if nocase else 0)
+    parts = re.split(rb"\*+", pattern)
+    # (bytes regexes fold ASCII only, like C tolower)
+    return [(re.compile(re.escape(seg).replace(b"\\?", b"."), flags) if seg else None, len(seg))
+            for seg in parts]
+
+
+def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
+    if b"[" not in pattern and b"\\" not in pattern:
+        return _compile_plain(pattern, nocase)
     tokens = _tokenize(pattern, nocase)
 
     # An empty set can never be satisfied, and since the empty key only
@@ -197,6 +235,44 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> Callable[[bytes], bool
             return False
         # Leftmost placement of each middle segment is optimal: it leaves
         # the most room for everything after it.
+        pos = head_len
+        for search in middle_search:
+            m = search(key, pos, end)
+            if m is None:
+                return False
+            pos = m.end()
+        return True
+
+    return matcher
+
+
+def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
+    if not pattern:
+        return lambda key: not key
+    # Redis's nesting cap, counted before anything is compiled (C scans).
+    stars = len(re.findall(rb"\*+", pattern))
+    if stars - (1 if pattern.endswith(b"*") else 0) > _MAX_NESTING:
+        return _never
+    segs = _plain_segments(pattern, nocase)
+    if len(segs) == 1:
+        whole = segs[0][0].fullmatch
+        return lambda key: whole(key) is not None
+    (head, head_len), (tail, tail_len) = segs[0], segs[-1]
+    middles = segs[1:-1]
+    min_len = max(1, head_len + tail_len + sum(n for _, n in middles))
+    head_match = head.match if head is not None else None
+    tail_match = tail.match if tail is not None else None
+    middle_search = [r.search for r, _ in middles if r is not None]
+
+    def matcher(key: bytes) -> bool:
+        n = len(key)
+        if n < min_len:
+            return False
+        if head_match is not None and head_match(key) is None:
+            return False
+        end = n - tail_len
+        if tail_match is not None and tail_match(key, end) is None:
+            return False
         pos = head_len
         for search in middle_search:
             m = search(key, pos, end)

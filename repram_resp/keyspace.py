@@ -105,6 +105,10 @@ class Keyspace:
         self._starts: dict[int, int] = {}   # bucket id -> its start ms (the shared int)
         self._stale: dict[int, int] = {}    # bucket id -> stale filings in it (moves out)
         self._bucket_heap: list[int] = []
+        # Issue 7 (DBSIZE/INFO without a reclaim pass): bucket id -> the keys
+        # filed in it that an overwrite extended past it.  Every other key of
+        # a due bucket is expired, so DBSIZE counts them without looking.
+        self._ext: dict[int, set] = {}
         self.used_bytes = 0
         self.maxmemory_bytes = maxmemory_bytes
         self.expired_keys = 0
@@ -116,6 +120,10 @@ class Keyspace:
         # caching invalidation and the 'new' keyspace event.  None (one
         # attribute check per write) while nobody needs it.
         self.on_write: Callable[[bytes, bool], None] | None = None
+        # When not None, on_write is called only for keys in this container
+        # (client tracking: the keys some client cached), saving the call on
+        # every other write.
+        self.write_filter = None
         # Called with a new bucket's deadline (ms) so the reclaimer can wake
         # earlier than it planned.
         self.on_new_bucket: Callable[[int], None] | None = None
@@ -182,7 +190,7 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
-            if self.on_write is not None:
+            if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
                 self.on_write(key, True)
             return
         delta = len(value) - len(old[0])
@@ -199,18 +207,37 @@ class Keyspace:
                 self.on_expired(key)
         if delta:
             self.used_bytes += delta
+        ob = sched >> BUCKET_SHIFT
+        was_ext = (old[1] >> BUCKET_SHIFT) > ob     # issue 7: the _ext count
         if deadline < sched:
             # An earlier deadline files the key in an earlier bucket, leaving
             # the old filing stale; a later one leaves it where it is (the
             # reclaimer re-files it when that bucket comes due), so the usual
             # overwrite touches no bucket.
-            ob = sched >> BUCKET_SHIFT
+            if was_ext:
+                self._ext_drop(ob, key)
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self._left(ob)
         else:
+            if (nb > ob) != was_ext:
+                if was_ext:
+                    self._ext_drop(ob, key)
+                else:
+                    x = self._ext.get(ob)
+                    if x is None:
+                        self._ext[ob] = {key}
+                    else:
+                        x.add(key)
             data[key] = (value, deadline, version, sched)
-        if self.on_write is not None:
+        if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
             self.on_write(key, created)
+
+    def _ext_drop(self, b: int, key: bytes) -> None:
+        x = self._ext.get(b)
+        if x is not None:
+            x.discard(key)
+            if not x:
+                del self._ext[b]
 
     def _left(self, b: int, gone: bytes | None = None) -> None:
         """A key's live filing in bucket b went stale (it moved, or ``gone``
@@ -223,17 +250,20 @@ class Keyspace:
         if n < len(s) and (n <= 32 or 2 * n <= len(s)):
             self._stale[b] = n
             return
-        # Over half stale, or maybe nothing live left (the count can run
-        # high, see the header): keep exactly the live filings.
+        # Over half stale, or maybe nothing live left: keep exactly the live
+        # filings, one per key (so len(s) - _stale[b] stays the number of
+        # keys filed live here, which dbsize relies on).
         start = self._starts[b]
         data = self.data
-        live = [k for k in s if k != gone and (e := data.get(k)) is not None and e[3] == start]
+        live = list(dict.fromkeys(k for k in s if k != gone and (e := data.get(k)) is not None
+                                  and e[3] == start))
         self._stale.pop(b, None)
         if live:
             s[:] = live
         else:
             del self._buckets[b]
             del self._starts[b]
+            self._ext.pop(b, None)
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
         """Apply a replicated write by last-writer-wins.  Returns True if it
@@ -334,9 +364,22 @@ class Keyspace:
             return 0
         return f
 
+    def extend_deadline(self, key: bytes, version: int, deadline: int, now: int) -> bool:
+        """Move the deadline of the entry of exactly this version later
+        (a replica deadline re-converted with a better clock sample).  The
+        key stays filed where it is: early, which the reclaimer handles.
+        An entry already expired stays expired (nothing read as gone comes back)."""
+        e = self.data.get(key)
+        if e is None or e[2] != version or deadline <= e[1] or now > e[1]:
+            return False
+        self.data[key] = (e[0], deadline, version, e[3])
+        return True
+
     def _unfile(self, key: bytes, sched: int) -> None:
         # The caller deletes the entry next: its filing goes stale (header).
-        self._left(sched >> BUCKET_SHIFT, key)
+        b = sched >> BUCKET_SHIFT
+        self._ext_drop(b, key)
+        self._left(b, key)
 
     def _schedule(self, key: bytes, b: int) -> int:
         """File key in bucket b; returns the bucket's shared start-ms int."""
@@ -386,16 +429,23 @@ class Keyspace:
                 done += 1
                 e = data.get(key)
                 if e is None or e[3] != start:    # a stale filing
+                    st = self._stale.get(b)
+                    if st:
+                        self._stale[b] = st - 1
                     continue
                 if now > e[1]:
+                    if e[1] >> BUCKET_SHIFT > b:
+                        self._ext_drop(b, key)  # extended, and that deadline passed too
                     self._delete(key, e)
                 else:
                     # Extended by an overwrite since it was filed: re-file it.
+                    self._ext_drop(b, key)
                     data[key] = (e[0], e[1], e[2], self._schedule(key, e[1] >> BUCKET_SHIFT))
             if not s:
                 del buckets[b]
                 del self._starts[b]
                 self._stale.pop(b, None)
+                self._ext.pop(b, None)
                 heapq.heappop(heap)
         if self._floor_heap and self._floor_heap[0][0] <= now and done < budget:
             done += self.retire_floors(now, budget - done)
@@ -430,14 +480,52 @@ class Keyspace:
                     keep.append(key)
             self._stale.pop(b, None)
             if keep:
-                s[:] = keep
+                s[:] = dict.fromkeys(keep)    # one filing per key (dbsize counts them)
             else:
                 del self._buckets[b]
                 del self._starts[b]
+                self._ext.pop(b, None)
 
     def dbsize(self, now: int) -> int:
-        self.expire_all_due(now)
-        return len(self.data)
+        """Live keys, without reclaiming anything (issue 7: an expiry wave
+        must not make DBSIZE / INFO cost its size): every key minus the
+        expired ones still filed in buckets wholly in the past, counted per
+        bucket.  The work is one step per due bucket (the reclaimer keeps
+        them few) plus the keys filed in the current 16 ms bucket."""
+        heap, buckets, ext = self._bucket_heap, self._buckets, self._ext
+        limit = now >> BUCKET_SHIFT
+        due = 0
+        n = len(heap)
+        stack = [0] if n and heap[0] < limit else []
+        seen = set()
+        while stack:
+            i = stack.pop()
+            b = heap[i]
+            if b not in seen:
+                seen.add(b)
+                s = buckets.get(b)
+                if s:
+                    x = ext.get(b)
+                    due += len(s) - self._stale.get(b, 0)   # keys filed live here
+                    if x:   # extended keys: alive unless that deadline passed too
+                        data = self.data
+                        due -= sum(1 for k in x if now <= data[k][1])
+            # heap order: children are >= their parent, so only the due part
+            # of the tree is walked
+            j = 2 * i + 1
+            if j < n and heap[j] < limit:
+                stack.append(j)
+            if j + 1 < n and heap[j + 1] < limit:
+                stack.append(j + 1)
+        # The bucket now is in: only keys due within its 16 ms are looked at
+        # (an expiry wave of one instant costs one pass while it is current).
+        s = buckets.get(limit)
+        if s:
+            data = self.data
+            start = limit << BUCKET_SHIFT
+            due += len({k for k in s if (e := data.get(k)) is not None and e[3] == start
+                        and now > e[1]})
+        return len(self.data) - due
 
     # -- listing -------------------------------------------------------------
 

@@ -40,7 +40,10 @@ When it may run at all:
 * server-wide: ``Server.lane_ok`` -- the single cheap check, recomputed by
   ``Server.update_lane()`` whenever an observer appears or goes.  It is
   False whenever anything would see a command the lane cannot show it:
-  keyspace notifications of the ``$`` class (string writes).  **A feature
+  keyspace notifications a SET publishes (``$`` set, ``g`` expire), the
+  keyspace's write hook (client tracking, ``n`` new-key events), commands
+  watched one by one (MONITOR, ``slowlog-log-slower-than 0``:
+  ``Stats.instrumented``).  **A feature
   that watches individual commands or keys -- MONITOR, client tracking,
   a SLOWLOG threshold of 0, per-command hooks on Keyspace.put/get -- must
   add its condition to ``Server.update_lane`` and call it when it changes**
@@ -52,10 +55,18 @@ When it may run at all:
 * per read: the lane stops once its replies pass ``out_limit`` (the write
   high-water mark), leaving the rest to the Python path's flow control.
 
+* per turn: it runs at most ``client-turn-max-commands`` commands /
+  ``client-turn-max-bytes`` bytes of a read; a spent budget leaves the rest
+  in the parser for the next turn, as the Python path does.
+
 Counters it keeps like the Python path: ``total_commands_processed``,
 ``keyspace_hits``/``misses``, ``used_memory``, the HLC, the client's
-``last_cmd`` (CLIENT LIST) and idle time, replication offsets and WAIT's
-per-client window.  tests/test_lane.py holds it to all of this: a hypothesis
+``last_cmd`` (CLIENT LIST), INFO commandstats / latencystats (``calls``,
+``ns`` and the histogram per run of one command, as ``Stats.end_run``; a run
+slower than the slowlog / latency threshold is logged with its last
+command), ``total_net_output_bytes``, replication offsets and WAIT's
+per-client window.  (One difference no client sees: a read the lane
+splits with the Python path leaves in two ``transport.write`` calls.)  tests/test_lane.py holds it to all of this: a hypothesis
 differential test runs the same byte streams (split anywhere, mixed with
 other commands, hostile) through a node with the lane and one without and
 compares every reply byte and the resulting store, and the CI runs the

@@ -344,6 +344,12 @@ class RequestParser:
     def pending_bytes(self) -> int:
         return len(self._buf) - self._pos
 
+    @property
+    def held_bytes(self) -> int:
+        """Memory this parser holds for unfinished input (issue 7: counted
+        in used_memory and against maxmemory-clients)."""
+        return len(self._buf) + self._args_bytes
+
 
 def _fast_limit(max_bulk: int, max_args: int) -> int:
     # A read no longer than this can only hold bulks / counts within our

@@ -9,11 +9,15 @@
 * Keyspace notifications (``notify-keyspace-events``, Redis flag syntax):
   ``notify(cls, event, key)`` publishes ``__keyspace@0__:<key>`` (flag K) and
   ``__keyevent@0__:<event>`` (flag E) when class ``cls`` is enabled.
+* Issue 7: patterns are indexed by their literal prefix (``_by_prefix``), so
+  a PUBLISH or notification runs only the matchers of patterns whose prefix
+  the channel starts with: one dict lookup per distinct prefix length, not
+  one matcher call per pattern.
 """
 
 from __future__ import annotations
 
-from .glob import compile_glob
+from .glob import compile_glob, literal_prefix
 from .protocol import bulk
 
 
@@ -27,6 +31,8 @@ class PubSub:
         self.output_limit_bytes = 32 * 1024 * 1024
         self.shard_channels: dict[bytes, set] = {}   # SSUBSCRIBE (one node = one shard)
         self.messages_published = 0
+        self._by_prefix: dict[bytes, dict] = {}   # literal prefix -> {pattern: entry}
+        self._prefix_lens: dict[int, int] = {}    # prefix length -> prefixes of that length
 
     def set_flags(self, canonical: str) -> None:
         self.flags = canonical
@@ -68,6 +74,12 @@ class PubSub:
         entry = self.patterns.get(pattern)
         if entry is None:
             entry = self.patterns[pattern] = (compile_glob(pattern), set())
+            prefix = literal_prefix(pattern)
+            group = self._by_prefix.get(prefix)
+            if group is None:
+                group = self._by_prefix[prefix] = {}
+                self._prefix_lens[len(prefix)] = self._prefix_lens.get(len(prefix), 0) + 1
+            group[pattern] = entry
         if client in entry[1]:
             return False
         entry[1].add(client)
@@ -80,6 +92,16 @@ class PubSub:
         entry[1].discard(client)
         if not entry[1]:
             del self.patterns[pattern]
+            prefix = literal_prefix(pattern)
+            group = self._by_prefix[prefix]
+            del group[pattern]
+            if not group:
+                del self._by_prefix[prefix]
+                n = self._prefix_lens[len(prefix)] - 1
+                if n:
+                    self._prefix_lens[len(prefix)] = n
+                else:
+                    del self._prefix_lens[len(prefix)]
         return True
 
     def ssubscribe(self, client, channel: bytes) -> None:
@@ -125,12 +147,20 @@ class PubSub:
                 self._deliver(c, 3, body)
                 n += 1
         if self.patterns:
-            for pattern, (match, clients) in list(self.patterns.items()):
-                if match(channel):
-                    body = bulk(b"pmessage") + bulk(pattern) + bulk(channel) + bulk(message)
-                    for c in list(clients):
-                        self._deliver(c, 4, body)
-                        n += 1
+            by_prefix = self._by_prefix
+            clen = len(channel)
+            for plen in list(self._prefix_lens):
+                if plen > clen:
+                    continue
+                group = by_prefix.get(channel[:plen])
+                if not group:
+                    continue
+                for pattern, (match, clients) in list(group.items()):
+                    if match(channel):
+                        body = bulk(b"pmessage") + bulk(pattern) + bulk(channel) + bulk(message)
+                        for c in list(clients):
+                            self._deliver(c, 4, body)
+                            n += 1
         self.messages_published += 1
         return n
 

@@ -30,6 +30,7 @@ from .clock import HLC, wall_ms
 from .config import Config
 from . import lane
 from .connection import Client
+from .introspect import Stats
 from .keyspace import Keyspace
 from .pubsub import PubSub
 from .ratelog import RateLog
@@ -79,6 +80,8 @@ class Server:
         # may run now (see update_lane).
         self.lane_enabled = lane.AVAILABLE
         self.lane_ok = False
+        self.pause = None           # commands.admin.Pause while CLIENT PAUSE holds
+        self.stats = Stats(self)
         self.update_write_hooks()
         self.reset_stats()
         # Issue 7: every log line a client can trigger goes through this.
@@ -155,7 +158,7 @@ class Server:
         for srv in self.servers:
             srv.close()
         if self.http is not None:
-            await self.http.stop()
+            self.http.stop_accepting()
         for t in self._tasks:
             t.cancel()
         if self._expiry_handle is not None:
@@ -171,6 +174,9 @@ class Server:
             await asyncio.sleep(0.01)
         for c in list(self.clients.values()):
             c.kill()
+        if self.http is not None:
+            # After replication.stop: PUTs waiting for their quorum have been answered.
+            await self.http.stop()
         for srv in self.servers:
             await srv.wait_closed()
         log.info("bye")
@@ -192,9 +198,39 @@ class Server:
         self.pubsub.drop_client(client)
         self.tracking.disable(client)
 
+    def client_memory(self, c: Client) -> int:
+        """Query + output buffer bytes of one client (issue 7)."""
+        t = c.transport
+        out = t.get_write_buffer_size() if t is not None and not c.closed else 0
+        return c.parser.held_bytes + out + c._push_bytes
+
+    def clients_memory(self) -> int:
+        return sum(self.client_memory(c) for c in list(self.clients.values()))
+
+    def enforce_clients_memory(self) -> int:
+        """maxmemory-clients, as Redis 7: while all clients' buffers exceed
+        it, close the client using the most.  Returns how many were closed."""
+        limit = self.config.maxmemory_clients_bytes
+        if not limit:
+            return 0
+        sized = [(self.client_memory(c), c) for c in list(self.clients.values())]
+        total = sum(n for n, _ in sized)
+        closed = 0
+        if total > limit:
+            sized.sort(key=lambda x: x[0], reverse=True)
+            for n, c in sized:
+                if total <= limit or n == 0:
+                    break
+                self.client_cut(c, "client memory over maxmemory-clients (%d bytes)" % limit)
+                total -= n
+                closed += 1
+        return closed
+
     async def _idle_loop(self) -> None:
         while True:
             await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+            self.stats.per_second(self)
+            self.enforce_clients_memory()
             limit = self.config.timeout_s
             if not limit:
                 continue
@@ -244,19 +280,26 @@ class Server:
                             or self.pubsub.wants("$") or self.pubsub.wants("g"))
         # Keyspace-level hook (every write: local, replicated, HTTP): only
         # while a client tracks keys or someone listens for 'new'.
-        self.keyspace.on_write = (self._on_write if self.tracking.clients or self.pubsub.wants("n")
-                                  else None)
+        tracking, new = self.tracking.clients, self.pubsub.wants("n")
+        ks = self.keyspace
+        ks.on_write = self._on_write if tracking or new else None
+        # Only default-mode tracking: just the keys some client cached matter.
+        ks.write_filter = (self.tracking.table if tracking and not new and not self.tracking.prefixes
+                           else None)
         self.update_lane()
 
     def update_lane(self) -> None:
         """Recompute the fast lane's gate: off while any observer would see
         the difference between a lane command and a Python one (lane.py):
         notifications a SET publishes ('$' set, 'g' expire), the keyspace's
-        write hook (client tracking, 'new' events).  Features that watch
-        single commands or keys add their condition here and call this when
-        it changes."""
+        write hook (client tracking, 'new' events), and commands watched one
+        by one (MONITOR, slowlog-log-slower-than 0: Stats.instrumented).
+        Features that watch single commands or keys add their condition here
+        and call this when it changes."""
+        stats = getattr(self, "stats", None)
         self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
-                        and self.keyspace.on_write is None)
+                        and self.keyspace.on_write is None
+                        and not (stats is not None and stats.instrumented))
 
     def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
         """After every successful local write (ttl_given: the command set the
@@ -298,8 +341,13 @@ class Server:
 
     def _expire_tick(self) -> None:
         budget = self.config.expire_batch_keys
+        stats = self.stats
+        stats.sample_memory()       # memory only shrinks by reclaiming: the peak is now
+        t0 = time.perf_counter_ns()
         n = self.keyspace.reclaim(self.clock(), budget)
+        stats.timed("expire-cycle", time.perf_counter_ns() - t0)
         if n >= budget:
+            stats.expire_cap_hits += 1
             # More is due: yield to clients, then continue.
             self._expiry_at = 0
             self._expiry_handle = asyncio.get_running_loop().call_soon(self._expire_tick)
@@ -317,6 +365,8 @@ class Server:
             self.update_write_hooks()
         elif name == "client-output-buffer-limit-pubsub":
             self.pubsub.output_limit_bytes = cfg.pubsub_output_limit_bytes
+        elif name in ("slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold"):
+            self.stats.configure()
         elif name == "tracking-table-max-keys":
             self.tracking.enforce_limit()
         elif name == "scan-cursor-max-entries":
@@ -341,25 +391,34 @@ class Server:
         ks = getattr(self, "keyspace", None)
         if ks is not None:
             ks.hits = ks.misses = ks.expired_keys = 0
+        self.stats.reset()
 
     def info_text(self, wanted: list[str]) -> str:
+        # Redis's order; commandstats and latencystats are not in the default
+        # set, only asked for by name, "all" or "everything".
         sections = [
             ("server", self._info_server), ("clients", self._info_clients),
             ("memory", self._info_memory), ("persistence", self._info_persistence),
             ("stats", self._info_stats), ("replication", self._info_replication),
-            ("cpu", self._info_cpu), ("cluster", self._info_cluster),
+            ("cpu", self._info_cpu), ("modules", lambda: []),
+            ("commandstats", self._info_commandstats), ("errorstats", self._info_errorstats),
+            ("latencystats", self._info_latencystats), ("cluster", self._info_cluster),
             ("keyspace", self._info_keyspace),
         ]
         names = {n for n, _ in sections}
-        if not wanted or wanted == ["default"] or "all" in wanted or "everything" in wanted:
-            pick = names
+        if not wanted or wanted == ["default"]:
+            pick = names - {"commandstats", "latencystats"}
+        elif "all" in wanted or "everything" in wanted:
+            pick = names - {"modules"} if "everything" not in wanted else names
         else:
             pick = set(wanted) & names
+            if "default" in wanted:
+                pick |= names - {"commandstats", "latencystats"}
         parts = []
         for name, fn in sections:
             if name in pick:
                 lines = fn()
-                title = "CPU" if name == "cpu" else name.capitalize()
+                title = _TITLES.get(name) or name.capitalize()
                 parts.append("# %s\r\n%s" % (title, "".join("%s:%s\r\n" % kv for kv in lines)))
         return "\r\n".join(parts)
 
@@ -381,19 +440,40 @@ class Server:
         ]
 
     def _info_clients(self):
+        st = self.stats
         return [("connected_clients", len(self.clients)), ("maxclients", self.config.maxclients),
+                ("client_recent_max_input_buffer", st.max_input_buffer),
+                ("client_recent_max_output_buffer", st.max_output_buffer),
+                ("clients_memory", self.clients_memory()),
+                # Peer links of the replication layer (Redis: cluster bus links).
+                ("cluster_connections", sum(1 for p in getattr(self.replication, "peers", {}).values()
+                                            for lk in (getattr(p, "out", None), getattr(p, "inn", None))
+                                            if lk is not None)),
                 ("blocked_clients", 0), ("pubsub_clients",
                                          sum(1 for c in self.clients.values() if c.channels or c.patterns)),
                 ("tracking_clients", self.tracking.clients)]
 
     def _info_memory(self):
         ks = self.keyspace
-        used = ks.used_bytes
+        clients = self.clients_memory()
+        used = ks.used_bytes + clients      # issue 7: client buffers are in the books
+        peak = self.stats.sample_memory(used)
+        rss = rss_bytes()
         mm = self.config.maxmemory_bytes
         return [("used_memory", used), ("used_memory_human", human(used)),
-                ("used_memory_rss", rss_bytes()), ("used_memory_rss_human", human(rss_bytes())),
-                ("used_memory_dataset", used), ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
+                ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
+                ("used_memory_peak_perc", "%.2f%%" % (100.0 * used / peak if peak else 100.0)),
+                ("used_memory_dataset", ks.used_bytes), ("mem_clients_normal", clients),
+                ("maxmemory", mm), ("maxmemory_human", human(mm)),
+                ("maxmemory_clients", self.config.maxmemory_clients_bytes),
+                ("mem_fragmentation_ratio", "%.2f" % (rss / used if used else 0.0)),
                 ("maxmemory_policy", "noeviction"), ("mem_allocator", "pymalloc"),
+                ("used_memory_overhead", len(ks.data) * _overhead()), ("used_memory_startup", 0),
+                ("mem_fragmentation_bytes", rss - used),
+                # No scripting (disabled by design), no lazy freeing: truly zero.
+                ("used_memory_lua", 0), ("used_memory_scripts", 0), ("number_of_cached_scripts", 0),
+                ("lazyfree_pending_objects", 0),
                 ("entry_overhead_bytes", _overhead())]
 
     def _info_persistence(self):
@@ -403,29 +483,81 @@ class Server:
 
     def _info_stats(self):
         ks = self.keyspace
+        st = self.stats
         return [("total_connections_received", self.stat_connections),
                 ("total_commands_processed", self.stat_commands),
+                ("instantaneous_ops_per_sec", st.ops_per_sec),
+                ("total_net_input_bytes", st.net_in), ("total_net_output_bytes", st.net_out),
+                ("instantaneous_input_kbps", "%.2f" % st.input_kbps),
+                ("instantaneous_output_kbps", "%.2f" % st.output_kbps),
                 ("rejected_connections", self.stat_rejected),
                 ("expired_keys", ks.expired_keys), ("evicted_keys", 0),
+                ("expired_time_cap_reached_count", st.expire_cap_hits),
                 ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
                 ("pubsub_channels", len(self.pubsub.channels)),
                 ("pubsub_patterns", len(self.pubsub.patterns)),
+                ("pubsubshard_channels", len(self.pubsub.shard_channels)),
                 ("total_error_replies", self.stat_errors),
                 ("tracking_total_keys", len(self.tracking.table)),
                 ("tracking_total_items", self.tracking.items),
                 ("tracking_total_prefixes", len(self.tracking.prefixes)),
-                ("total_protocol_errors", self.stat_protocol_errors)]
+                ("total_protocol_errors", self.stat_protocol_errors),
+                ("unexpected_error_replies", st.unexpected_errors),
+                ("total_reads_processed", st.reads), ("total_writes_processed", st.writes),
+                # One event loop thread: no I/O threads.
+                ("io_threads_active", 0), ("io_threaded_reads_processed", 0),
+                ("io_threaded_writes_processed", 0)]
 
     def _info_replication(self):
         if self.replication is not None:
             return self.replication.info_fields()
         return [("role", "master"), ("connected_slaves", 0), ("enclave", self.config.enclave),
                 ("enclave_size", 1), ("replication_factor", self.config.replication_factor),
-                ("quorum", 1), ("peers", 0)]
+                ("quorum", 1), ("peers", 0), ("master_repl_offset", 0)]
 
     def _info_cpu(self):
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        return [("used_cpu_sys", "%.6f" % ru.ru_stime), ("used_cpu_user", "%.6f" % ru.ru_utime)]
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = [("used_cpu_sys", "%.6f" % ru.ru_stime), ("used_cpu_user", "%.6f" % ru.ru_utime),
+               ("used_cpu_sys_children", "%.6f" % ch.ru_stime),
+               ("used_cpu_user_children", "%.6f" % ch.ru_utime)]
+        if hasattr(resource, "RUSAGE_THREAD"):
+            # INFO runs on the event-loop thread: the one that serves clients.
+            th = resource.getrusage(resource.RUSAGE_THREAD)
+            out += [("used_cpu_sys_main_thread", "%.6f" % th.ru_stime),
+                    ("used_cpu_user_main_thread", "%.6f" % th.ru_utime)]
+        return out
+
+    def _info_commandstats(self):
+        from .commands import all_commands
+        return [("cmdstat_%s" % c.name,
+                 "calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d"
+                 % (c.calls, c.ns // 1000, c.ns / 1000 / c.calls if c.calls else 0.0,
+                    c.rejected_calls, c.failed_calls))
+                for c in all_commands() if c.calls or c.rejected_calls]
+
+    def _info_errorstats(self):
+        return [("errorstat_%s" % k, "count=%d" % v) for k, v in sorted(self.stats.errors.items())]
+
+    def _info_latencystats(self):
+        from .commands import all_commands, hist_upper_ns
+        out = []
+        for c in all_commands():
+            h = c.hist
+            total = sum(h)
+            if not total:
+                continue
+            parts = []
+            for label, q in (("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)):
+                want = q * total
+                acc = 0
+                for b, k in enumerate(h):
+                    acc += k
+                    if k and acc >= want:
+                        break
+                parts.append("%s=%.3f" % (label, hist_upper_ns(b) / 1000))
+            out.append(("latency_percentiles_usec_%s" % c.name, ",".join(parts)))
+        return out
 
     def _info_cluster(self):
         return [("cluster_enabled", 0)]
@@ -438,6 +570,8 @@ class Server:
         return [("db0", "keys=%d,expires=%d,avg_ttl=%d" % (n, n, self.keyspace.avg_ttl_ms(now)))]
 
 
+_TITLES = {"cpu": "CPU", "commandstats": "Commandstats", "errorstats": "Errorstats",
+           "latencystats": "Latencystats"}
 # Redis's CONFIG_MIN_RESERVED_FDS: descriptors kept for listeners, peer
 # links, log files ... beyond maxclients.
 RESERVED_FDS = 32

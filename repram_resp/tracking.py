@@ -23,7 +23,9 @@
   random keys, with the same effort bound (100 x the runs still over it).
 * Cost: while no client tracks, ``Keyspace.on_write`` stays None (one
   attribute check per write) and no client leaves the connection's fast path;
-  a tracking client's commands take the gated path.
+  a tracking client's commands take the gated path.  With default-mode
+  trackers only, ``Keyspace.write_filter`` is the table itself, so a write of
+  a key nobody cached costs one dict lookup and no call.
 """
 
 from __future__ import annotations
@@ -89,8 +91,6 @@ class Tracking:
         old = client.tracking
         if old is None:
             self.clients += 1
-            if self.clients == 1:
-                self.server.update_write_hooks()
         else:
             st.prefixes = old.prefixes      # re-enabling keeps registered prefixes
         client.tracking = st
@@ -104,6 +104,7 @@ class Tracking:
                 entry.clients.add(client)
                 st.prefixes.append(p)
         client.update_gate()
+        self.server.update_write_hooks()
 
     def disable(self, client) -> None:
         st = client.tracking
@@ -122,8 +123,8 @@ class Tracking:
             # table and skips the gone clients lazily; the outcome is the same).
             self.table.clear()
             self.items = 0
-            self.server.update_write_hooks()
         client.update_gate()
+        self.server.update_write_hooks()
 
     def overlap(self, client, prefixes: list):
         """Redis's prefix-collision error for CLIENT TRACKING ON BCAST, or None."""

@@ -223,3 +223,18 @@ def test_restart_without_a_fixed_node_id_replaces_the_old_id(node_proc):
     wait_for(lambda: len(sub_peers(n1)) == 1 and old_id not in sub_peers(n1)
              and next(iter(sub_peers(n1).values()))["state"] == "up", 10, "the old id forgotten")
     assert again.client().ping()
+
+
+def test_deadlines_converted_with_a_slow_first_sample_are_corrected_later(make_server, proxies):
+    (a, b), (pa, pb), (ha, hb) = proxied_cluster(make_server, proxies, 2)
+    ra, rb = client(a, ha), client(b, hb)
+    pb.delay(150)                                     # a -> b path slow ...
+    pb.cut()                                          # ... from a fresh link's first sample on
+    wait_mesh([a, b])
+    ra.set("k", "1", px=60_000)
+    assert ra.wait(1, 5000) == 1
+    origin = ra.pexpiretime("k")
+    assert rb.pexpiretime("k") <= origin - 100        # converted with a ~300 ms round trip
+    pb.delay(0)                                       # better samples arrive with the next PONGs
+    wait_for(lambda: origin - 10 <= rb.pexpiretime("k") <= origin, 5, "the deadline re-corrected")
+    assert repl_info(b, hb)["repl_deadlines_recorrected"] >= 1

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from conftest import ThreadedServer
-from httpkit import curl, http_port, req
+from httpkit import curl, http_port, raw_exchange, req
 
 SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
             "content-security-policy": "default-src 'self'"}
@@ -193,6 +193,10 @@ def test_keys_paging_over_10000_keys_and_streamed_listing(port, r):
     st, h, body = req(port, "GET", "/v1/keys?prefix=big:")
     assert h.get("transfer-encoding") == "chunked"
     assert json.loads(body)["keys"] == names
+    # HTTP/1.0 has no chunked encoding: the listing ends with the connection.
+    raw = raw_exchange(port, b"GET /v1/keys?prefix=big: HTTP/1.0\r\n\r\n", timeout=10)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and json.loads(body)["keys"] == names
     res = curl("http://127.0.0.1:%d/v1/keys?prefix=big:&limit=2&cursor=big:10047" % port)
     assert json.loads(res.stdout) == {"keys": ["big:10048", "big:10049"]}
 
@@ -317,13 +321,14 @@ def test_curl_recipes(port, tmp_path):
     assert b"Access-Control-Allow-Origin: http://o.test" in res.stdout
     res = curl("-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", base + "/v1/data/curl:a/b")
     assert res.stdout == b"405"
-    # A large value (1 MiB, curl sends Expect: 100-continue) and one over the limit.
+    # The largest value REPRAM takes (10 MiB; curl sends Expect: 100-continue),
+    # and one byte more.
     big = tmp_path / "big"
-    big.write_bytes(b"\xab" * (1 << 20))
+    big.write_bytes(b"\xab" * (10 << 20))
     res = curl("-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary",
                "@%s" % big, base + "/v1/data/curl:big")
     assert res.stdout == b"201"
-    assert curl(base + "/v1/data/curl:big").stdout == b"\xab" * (1 << 20)
+    assert curl(base + "/v1/data/curl:big").stdout == b"\xab" * (10 << 20)
     over = tmp_path / "over"
     over.write_bytes(b"x" * (10 * 1024 * 1024 + 1))
     res = curl("-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary",
@@ -333,3 +338,15 @@ def test_curl_recipes(port, tmp_path):
                "--data-binary", "@%s" % over, base + "/v1/data/curl:over")
     assert res.stdout == b"413"
     assert req(port, "GET", "/v1/data/curl:over")[0] == 404
+
+
+def test_http_write_invalidates_tracked_keys(node, port):
+    from rawresp import Raw
+    c = Raw(node.port)
+    assert c.cmd("HELLO", "3").startswith(b"%")
+    assert c.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+    node.client().set("track:k", "old", ex=600)
+    assert c.cmd("GET", "track:k") == b"$3\r\nold\r\n"
+    assert put(port, "track:k", b"new")[0] == 201
+    assert c.read() == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\ntrack:k\r\n"
+    c.close()

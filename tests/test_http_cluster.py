@@ -6,6 +6,7 @@ while the REPRAM quorum (2 of 3) acknowledges within http-quorum-timeout-ms,
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -73,6 +74,12 @@ def test_http_and_resp_across_a_cluster_201_vs_202(make_server, proxies):
     wait_for(lambda: http(c, hc, "GET", "/v1/data/cl:from-resp")[0] == 200, 5, "b's write on c")
     assert http(c, hc, "GET", "/v1/data/cl:from-resp")[1]["x-original-ttl"] == "900"
     assert http(a, ha, "GET", "/v1/keys?prefix=cl:")[2] == b'{"keys":["cl:from-http","cl:from-resp"]}'
+    topo = json.loads(http(a, ha, "GET", "/v1/topology")[2])
+    assert topo["node_id"] == "n1" and [(p["id"], p["state"]) for p in topo["peers"]] == [
+        ("n2", "up"), ("n3", "up")]
+    metrics = http(a, ha, "GET", "/v1/metrics")[2].decode()
+    assert 'repram_peer_up{peer="n2",enclave="default"} 1' in metrics
+    assert "repram_enclave_size 3" in metrics and "repram_quorum 2" in metrics
 
     # One peer cut off: b still acknowledges, 2 of 3 is the quorum -> 201.
     pa.partition({hc})

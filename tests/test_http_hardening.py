@@ -46,6 +46,19 @@ def test_parser_same_events_whole_or_byte_by_byte():
                             (b"GET", b"/", b"", False)]
 
 
+def test_parser_same_events_whatever_the_split():
+    # Every split point of a PUT then a GET: the one-call fast path, the
+    # head-then-body path and the general path agree.
+    raw = (b"PUT /v1/data/k HTTP/1.1\r\nX-TTL: 60\r\nContent-Length: 5\r\n\r\nhello"
+           b"GET /v1/data/k HTTP/1.1\r\n\r\n")
+    want = [(b"PUT", b"/v1/data/k", b"hello", True), (b"GET", b"/v1/data/k", b"", True)]
+    for i in range(len(raw) + 1):
+        p = wire.RequestParser(1024, 10, 100)
+        assert summary(p.feed(raw[:i]) + p.feed(raw[i:])) == want, i
+    single = raw[:raw.index(b"GET")]
+    assert summary(wire.RequestParser(1024, 10, 100).feed(single)) == want[:1]
+
+
 def test_parser_limits_are_checked_before_buffering():
     # A head over the limit is refused whatever the read sizes, and no more
     # than the limit was ever handed to httptools.
@@ -264,3 +277,117 @@ def test_http_over_tls(make_server, cert):
 
 def test_http_port_off_by_default(server):
     assert server.server.http is None
+
+
+def test_protected_mode_applies_to_the_http_port(node):
+    """Without requirepass only loopback clients are served, as on RESP."""
+    from repram_resp.http.protocol import HttpConnection
+
+    class T:
+        out = b""
+        closed = False
+
+        def get_extra_info(self, k):
+            return ("10.1.2.3", 5555)
+
+        def set_write_buffer_limits(self, high):
+            pass
+
+        def write(self, d):
+            self.out += d
+
+        def close(self):
+            self.closed = True
+
+    def attempt():
+        t = T()
+        c = HttpConnection(node.server.http)
+        c.connection_made(t)
+        node.server.http.unregister(c)
+        return t
+    t = node.call(attempt)
+    assert t.out.startswith(b"HTTP/1.1 403 ") and b"protected mode" in t.out and t.closed
+    node.server.config.protected_mode = False
+    try:
+        t = node.call(attempt)
+        assert t.out == b"" and not t.closed
+    finally:
+        node.server.config.protected_mode = True
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from([
+    b"GET ", b"PUT ", b"HEAD ", b"/v1/data/", b"k%2F", b"%zz", b" HTTP/1.1\r\n", b" HTTP/1.0\r\n",
+    b"Host: x\r\n", b"Content-Length: 3\r\n", b"Content-Length: 999\r\n", b"Transfer-Encoding: chunked\r\n",
+    b"Expect: 100-continue\r\n", b"\r\n", b"\n", b"abc", b"3\r\nabc\r\n", b"0\r\n\r\n", b"\x00\xff",
+    b"X-Long: " + b"v" * 300 + b"\r\n",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=40), st.lists(st.integers(1, 64), min_size=1, max_size=20))
+def test_parser_never_raises_and_stops_after_an_error(pieces, cuts):
+    data = b"".join(pieces)
+    p = wire.RequestParser(256, 8, 100)
+    events, i, k = [], 0, 0
+    while i < len(data):
+        step = cuts[k % len(cuts)]
+        events += p.feed(data[i:i + step])
+        i += step
+        k += 1
+    errors = [e for e in events if isinstance(e, wire.HttpError)]
+    assert len(errors) <= 1 and (not errors or events[-1] is errors[0])
+    assert all(isinstance(e, wire.Request) or e is wire.EXPECT_CONTINUE or e is errors[0] for e in events)
+    for e in events:
+        if isinstance(e, wire.Request):
+            assert len(e.body) <= 100
+    # The same bytes in one read give the same requests.
+    whole = wire.RequestParser(256, 8, 100).feed(data)
+    assert [summary([e]) for e in whole if isinstance(e, wire.Request)] == \
+        [summary([e]) for e in events if isinstance(e, wire.Request)]
+
+
+def test_flow_control_holds_on_the_one_request_fast_path(node):
+    """A read of one GET whose answer fills the transport pauses reading,
+    and it stays paused until the client drains (fake transport)."""
+    from repram_resp.http.protocol import WRITE_BUFFER_HIGH_BYTES, HttpConnection
+
+    class T:
+        def __init__(self):
+            self.size = 0
+            self.reading = True
+
+        def get_extra_info(self, k):
+            return ("127.0.0.1", 5555)
+
+        def set_write_buffer_limits(self, high):
+            pass
+
+        def write(self, d):
+            self.size += len(d)
+            if self.size > WRITE_BUFFER_HIGH_BYTES:
+                self.conn.pause_writing()
+
+        def pause_reading(self):
+            self.reading = False
+
+        def resume_reading(self):
+            self.reading = True
+
+    def run():
+        t = T()
+        c = t.conn = HttpConnection(node.server.http)
+        c.connection_made(t)
+        node.server.keyspace.put(b"fc:big", b"q" * (3 << 20), node.server.clock() + 60_000, None,
+                                 node.server.clock())
+        c.data_received(b"GET /v1/data/fc:big HTTP/1.1\r\n\r\n")
+        first = t.reading
+        c.data_received(b"GET /v1/data/fc:big HTTP/1.1\r\n\r\n")
+        paused = (t.reading, c.paused_writing)
+        t.size = 0
+        c.resume_writing()
+        node.server.http.unregister(c)
+        return first, paused, t.reading
+    first, paused, after = node.call(run)
+    assert first is True and paused == (False, True) and after is True

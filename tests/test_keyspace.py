@@ -51,12 +51,22 @@ def check_structure(ks: Keyspace) -> None:
                 stale += 1
         assert stale <= max(32, len(keys) // 2) + 1, "bucket %d: %d of %d filings stale" % (b, stale, len(keys))
         assert ks._stale.get(b, 0) >= stale, "bucket %d: more stale filings than counted" % b
+        # DBSIZE counts a bucket's live keys as len - stale count: exact.
+        here = {k for k in keys if (e := data.get(k)) is not None and e[3] == start}
+        assert len(keys) - ks._stale.get(b, 0) == len(here), "bucket %d: stale count off" % b
     assert set(live) == set(data), "keys with no live filing: %r" % (set(data) - set(live))
     for k, e in data.items():
         assert e[3] <= e[1], "%r filed after its deadline's bucket" % k
         assert e[3] & (BUCKET_MS - 1) == 0 and e[3] >> BUCKET_SHIFT in ks._buckets
     # A bucket missing from the heap would never be reclaimed.
     assert set(ks._buckets) <= set(ks._bucket_heap)
+    # _ext (DBSIZE's count of keys extended past their bucket) is exact.
+    ext = {}
+    filed = {k: e[3] >> BUCKET_SHIFT for k, e in data.items()}
+    for k, b in filed.items():
+        if data[k][1] >> BUCKET_SHIFT > b:
+            ext.setdefault(b, set()).add(k)
+    assert ks._ext == ext
 
 
 def snapshot(ks: Keyspace):
@@ -166,7 +176,31 @@ def test_expire_all_due_also_clears_the_current_bucket():
     ks.put(b"a", b"v", base + 2, 1, base)
     ks.put(b"b", b"v", base + 9, 1, base)
     assert ks.dbsize(base + 5) == 1                     # a expired, same bucket as now
+    assert len(ks.data) == 2                            # counted, not reclaimed (issue 7)
+    ks.expire_all_due(base + 5)
     assert list(ks.data) == [b"b"]
+    check_structure(ks)
+
+
+def test_dbsize_counts_without_reclaiming_extended_and_moved_keys():
+    # Issue 7: DBSIZE is a count, not a reclaim pass; keys extended past
+    # their bucket by an overwrite are alive when the bucket comes due.
+    ks = Keyspace()
+    base = (T0 >> BUCKET_SHIFT) << BUCKET_SHIFT
+    for i in range(50):
+        ks.put(b"k%d" % i, b"v", base + 3, None, base)
+    for i in range(10):
+        ks.put(b"k%d" % i, b"w", base + 10_000, None, base)     # extended
+    for i in range(10, 15):
+        ks.put(b"k%d" % i, b"w", base + 1, None, base)          # moved earlier, same bucket
+    ks.put(b"k0", b"x", base + 2, None, base)                   # shortened back: no longer extended
+    assert ks.dbsize(base + 3) == 44                    # k10-k14 and k0 are due
+    assert ks.dbsize(base + 4) == 9
+    assert ks.dbsize(base + 100) == 9
+    assert len(ks.data) == 50
+    assert ks.reclaim(base + 100, 1000) == 50
+    assert ks.dbsize(base + 100) == len(ks.data) == 9
+    assert not ks._ext
     check_structure(ks)
 
 
@@ -395,8 +429,9 @@ class KeyspaceMachine(RuleBasedStateMachine):
     @rule()
     def dbsize(self):
         live = sum(1 for k in self.model if self._live(k))
+        before = len(self.ks.data)
         assert self.ks.dbsize(self.now) == live
-        assert all(self.now <= e[1] for e in self.ks.data.values())
+        assert len(self.ks.data) == before      # a count, never a reclaim pass (issue 7)
 
     @rule(pattern=st.sampled_from([p for p in PATTERNS if p is not None]))
     def keys(self, pattern):

@@ -119,10 +119,20 @@ class Node:
         return c
 
 
-def snapshot(node: Node):
+def command_counts():
+    from repram_resp.commands import all_commands
+    return {c.name: (c.calls, sum(c.hist), c.failed_calls, c.rejected_calls) for c in all_commands()}
+
+
+def snapshot(node: Node, counts0):
     srv = node.server
     ks = srv.keyspace
+    counts = command_counts()
     state = {
+        # INFO commandstats: the commands (shared Command objects: deltas)
+        "commandstats": {k: tuple(a - b for a, b in zip(v, counts0[k])) for k, v in counts.items()
+                         if v != counts0[k]},
+        "net": (srv.stats.net_in, srv.stats.net_out),
         "data": dict(ks.data),
         "index": list(ks.index),
         "buckets": {b: set(s) for b, s in ks._buckets.items()},
@@ -243,6 +253,7 @@ def scenario(draw):
 
 async def _run(use_lane, args, replicated, peer_max_bulk, warm, steps):
     node = Node(use_lane, args, replicated, peer_max_bulk)
+    counts0 = command_counts()      # after Node(): a new server resets them
     warm_client = node.connect()
     sub = None
     if "--notify-keyspace-events" in args:
@@ -265,7 +276,7 @@ async def _run(use_lane, args, replicated, peer_max_bulk, warm, steps):
         if reclaim:
             node.server.keyspace.reclaim(node.clock(), 3)
     await asyncio.sleep(0)
-    return snapshot(node)
+    return snapshot(node, counts0)
 
 
 def run_both(args, replicated, peer_max_bulk, steps):
@@ -347,7 +358,34 @@ def test_lane_gate_follows_observers():
         assert srv.lane_ok is False
         srv.config.set_runtime("notify-keyspace-events", "Ex", srv.apply_config)
         assert srv.lane_ok == lane.AVAILABLE
+        c = node.connect()
+        srv.stats.add_monitor(c)                 # MONITOR sees every command
+        assert srv.lane_ok is False
+        srv.stats.drop_monitor(c)
+        assert srv.lane_ok == lane.AVAILABLE
+        srv.config.set_runtime("slowlog-log-slower-than", "0", srv.apply_config)
+        assert srv.lane_ok is False
+        srv.config.set_runtime("slowlog-log-slower-than", "10000", srv.apply_config)
+        assert srv.lane_ok == lane.AVAILABLE
     asyncio.run(go())
+
+
+def test_monitor_sees_the_commands_the_lane_would_run(make_server):
+    s = make_server()
+    r = s.client()
+    r.set("k", "v", ex=60)
+    with r.monitor() as m:
+        r2 = s.client()
+        r2.set("k", "w", ex=60)                 # a plain overwrite: the lane's, were it on
+        r2.get("k")
+        got = []
+        while len(got) < 2:
+            c = m.next_command()["command"]
+            if c.split()[0] in ("SET", "GET"):      # redis-py's handshake comes first
+                got.append(c)
+    assert got == ["SET k w EX 60", "GET k"]
+    stats = r.info("commandstats")
+    assert stats["cmdstat_get"]["calls"] >= 1 and stats["cmdstat_set"]["calls"] >= 2
 
 
 def test_lane_constants_match_the_python_modules():

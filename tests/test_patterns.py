@@ -123,6 +123,62 @@ def test_circuit_breaker(env):
     assert patterns.circuit_breaker(r, wait) == {"before": True, "after_silence": False}
 
 
+def test_scratchpad(env):
+    r, wait, _ = env
+    seen = patterns.scratchpad(r, wait)
+    assert seen == {"state": {"steps": ["read the ticket", "found the failing test", "wrote a fix"]},
+                    "after_crash": None}
+    assert r.keys("scratch:*") == []
+
+
+def test_scratchpad_keys_are_unique_and_refreshed(env):
+    r, wait, _ = env
+    a, b = patterns.new_scratchpad(r, "x", 100), patterns.new_scratchpad(r, "x", 100)
+    assert a != b and a.startswith("scratch:x:")
+    wait(50)
+    patterns.record_step(r, a, "one", 100)
+    assert r.ttl(a) == 100 and r.ttl(b) == 50
+
+
+def test_ephemeral_broadcast(env):
+    r, wait, _ = env
+    on, off = {"new_checkout": True}, {"new_checkout": False}
+    assert patterns.ephemeral_broadcast(r, wait) == {"seen": [off, on, on, off]}
+
+
+def test_secure_relay(env):
+    r, wait, _ = env
+    assert patterns.secure_relay(r, wait) == {"received": b"the meeting moved to 14:00",
+                                              "stored_plaintext": False, "after_ttl": None}
+
+
+def test_secure_relay_needs_the_secret_and_the_right_key(env):
+    from cryptography.exceptions import InvalidTag
+    r, _, _ = env
+    share = patterns.seal(r, b"payload", 60)
+    name, _, secret = share.partition("#")
+    assert patterns.unseal(r, share) == b"payload"
+    other = patterns.seal(r, b"other", 60)
+    with pytest.raises(InvalidTag):                 # a wrong secret
+        patterns.unseal(r, name + "#" + other.partition("#")[2])
+    r.set("relay:moved", r.get(name), ex=60)        # ciphertext moved to another key
+    with pytest.raises(InvalidTag):
+        patterns.unseal(r, "relay:moved#" + secret)
+
+
+def test_session_continuity(make_server, fake_clock):
+    srv = make_server(clock=fake_clock)
+    a, b = srv.client(), srv.client(protocol=3)     # two front ends
+    seen = patterns.session_continuity(a, lambda s: fake_clock.advance(int(s * 1000)), edge_b=b)
+    assert seen == {"resumed": {"user": "u-42", "cart": ["book", "lamp"]}, "after_idle": None}
+
+
+def test_ephemeral_pubsub(env):
+    r, wait, _ = env
+    assert patterns.ephemeral_pubsub(r, wait) == {
+        "polled": ["batch 2 done", "batch 4 done", "batch 6 done"], "after_stop": None}
+
+
 def test_every_demo_is_tested():
     names = {f.__name__ for f in patterns.DEMOS}
     tested = {n[len("test_"):] for n in globals() if n.startswith("test_")}
@@ -133,7 +189,7 @@ def test_docs_show_the_example_code_verbatim():
     doc = (ROOT / "docs" / "patterns.md").read_text()
     source = (ROOT / "examples" / "patterns.py").read_text()
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
-    assert len(blocks) >= 6
+    assert len(blocks) >= 11
     for block in blocks:
         assert block.strip() in source, "docs/patterns.md drifted from examples:\n" + block
     for f in patterns.DEMOS:

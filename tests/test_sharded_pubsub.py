@@ -61,3 +61,14 @@ def test_redis_py_sharded_pubsub(server):
     assert r.pubsub_shardnumsub("orders") == [(b"orders", 1)]
     p.sunsubscribe("orders")
     p.close()
+
+
+def test_shard_subscribers_in_client_list_and_info(server):
+    r = server.client()
+    p = r.pubsub()
+    p.ssubscribe("a", "b")
+    assert p.get_sharded_message(timeout=2)["type"] == "ssubscribe"
+    clients = r.client_list(_type="pubsub")
+    assert [c["ssub"] for c in clients] == ["2"] and "P" in clients[0]["flags"]
+    assert r.info("stats")["pubsubshard_channels"] == 2
+    p.close()

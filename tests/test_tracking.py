@@ -303,3 +303,15 @@ def test_no_tracking_leaves_the_write_hook_off(server):
     assert ks.on_write is not None
     r.close()
     wait_for(lambda: ks.on_write is None, 5, "hook off once the tracker is gone")
+
+
+def test_client_list_shows_tracking(server):
+    r = server.client()
+    sub = server.client()
+    sid = sub.client_id()
+    assert r.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", sid, "BCAST")
+    info = r.client_info()
+    assert "t" in info["flags"] and "B" in info["flags"] and info["redir"] == str(sid)
+    assert r.execute_command("CLIENT", "TRACKING", "OFF")
+    info = r.client_info()
+    assert info["flags"] == "N" and info["redir"] == "-1"

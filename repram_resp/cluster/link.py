@@ -83,6 +83,8 @@ class Link(asyncio.Protocol):
         self.last_ack_at = 0.0
         self.refused_offsets: list = []    # recent offsets the peer refused (WAIT)
         self.catchup_task = None
+        self.converted = None              # [(key, version, sender deadline)] while the clock is poor
+        self.converted_adjust = 0
         self.ae_queue = None               # anti-entropy frames the peer asked us to answer
         self.ae_task = None
         # Receiver side (acceptor): the peer's stream on this link.
@@ -358,6 +360,8 @@ class Link(asyncio.Protocol):
                 if not c.clock_ok(self):
                     c._detach(self)
                     self.refuse(_skew_reason(c))
+                elif self.converted is not None:
+                    r.clock_improved(self)
         elif kind == m.REJ:
             m.need(f, 4, "REJ")
             r.on_rej(self, m.as_int(f[1], "offset"), m.as_bytes(f[2], "reason"),

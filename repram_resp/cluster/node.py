@@ -891,6 +891,7 @@ class Cluster:
             ("repl_catchup_keys_received", st["catchup_keys_received"]),
             ("repl_catchups_served", st["catchups_served"]),
             ("repl_catchups_done", st["catchups_done"]),
+            ("repl_deadlines_recorrected", st["deadlines_recorrected"]),
             ("cluster_auth_failures", self.stats["auth_failures"]),
             ("cluster_protocol_errors", self.stats["protocol_errors"]),
             ("cluster_dials", self.stats["dials"]),

@@ -65,6 +65,13 @@ TTL_SLACK_MS = 1000
 MIN_TTL_SLACK_MS = 250
 REFUSED_OFFSETS_KEPT = 1024        # per link, for WAIT
 SYNC_DEFER_MAX_S = 10.0            # a catch-up waits at most this long for our own
+# Deadline re-correction (timesync.py): while a link's best clock sample has a
+# round trip above this, what it brings is remembered (at most RECORRECT_MAX
+# entries, during the first RECORRECT_WINDOW_S of the link) and re-converted
+# when a better sample arrives.
+RECORRECT_DELTA_US = 2000
+RECORRECT_MAX = 200_000
+RECORRECT_WINDOW_S = 30.0
 VERSION_SHIFT = TAG_BITS + LOGICAL_BITS   # version >> this = physical ms
 
 
@@ -169,7 +176,7 @@ class Replicator:
             "writes_streamed", "batches_sent", "bytes_streamed", "writes_applied",
             "writes_received", "expired_on_arrival", "catchup_keys_sent", "catchup_keys_received",
             "catchups_served", "catchups_done", "queue_drops", "oversize_not_sent",
-            "catchup_floors_sent"), 0)
+            "catchup_floors_sent", "deadlines_recorrected"), 0)
         self.refused_received = dict.fromkeys(m.REASONS, 0)
         self.refused_by_peers = dict.fromkeys(m.REASONS, 0)
 
@@ -356,11 +363,59 @@ class Replicator:
             limits_of(server.config), sent_ms, notify)
         if top:
             server.hlc.observe(top)
+        if applied and link.clock.delta_us > RECORRECT_DELTA_US:
+            self._note_converted(link, f, start)
         st = self.stats
         st["writes_received"] += (len(f) - start) // m.ENTRY_FIELDS
         st["writes_applied"] += applied
         st["expired_on_arrival"] += expired
         return applied, refusals
+
+    # -- deadline re-correction -------------------------------------------------
+
+    def _note_converted(self, link, f: list, start: int) -> None:
+        """The link's best clock sample is poor (a reconnect under load):
+        remember (key, version, sender deadline) of what it brought, so the
+        deadlines can be moved later once a better sample arrives."""
+        lst = link.converted
+        if lst is None:
+            if time.monotonic() - link.created > RECORRECT_WINDOW_S:
+                return
+            lst = link.converted = []
+            link.converted_adjust = link.clock.adjust_ms
+        room = RECORRECT_MAX - len(lst)
+        if room <= 0:
+            return
+        for i in range(start, min(len(f), start + room * m.ENTRY_FIELDS), m.ENTRY_FIELDS):
+            lst.append((f[i], f[i + 3], f[i + 2]))
+
+    def clock_improved(self, link) -> None:
+        """A new clock sample: if it moves deadlines later (a tighter
+        interval), re-convert what the poor sample converted."""
+        lst = link.converted
+        if lst is None:
+            return
+        ck = link.clock
+        gain = ck.adjust_ms - link.converted_adjust
+        good = ck.delta_us <= RECORRECT_DELTA_US
+        if gain > 0:
+            ks = self.server.keyspace
+            now = self.server.clock()
+            moved = 0
+            for key, vb, d in lst:
+                try:
+                    v = int(vb)
+                except ValueError:
+                    continue
+                if ks.extend_deadline(key, v, d + ck.adjust_ms, now):
+                    moved += 1
+            self.stats["deadlines_recorrected"] += moved
+            link.converted_adjust = ck.adjust_ms
+            if moved:
+                log.info("clock sample from %s improved by %d ms: %d replica deadlines moved later",
+                         link.describe(), gain, moved)
+        if good or time.monotonic() - link.created > RECORRECT_WINDOW_S:
+            link.converted = None
 
     def on_batch(self, link, f: list) -> None:
         if len(f) < m.BATCH_HEAD:

@@ -10,7 +10,7 @@ import hmac
 
 from .. import REDIS_COMPAT_VERSION, __version__, errors
 from ..protocol import OK, PONG, RESP2, RESP3, bulk, integer, parse_ll
-from . import command, tracking
+from . import TABLE, command, tracking
 
 _NAME_OK = bytes(range(33, 127))   # printable ASCII without space
 
@@ -164,6 +164,9 @@ _CLIENT_ARITY.update({b"TRACKING": -3, b"CACHING": 3, b"GETREDIR": 2, b"TRACKING
 _TRACKING_SUBS = {b"TRACKING": tracking.client_tracking, b"CACHING": tracking.client_caching,
                   b"GETREDIR": tracking.client_getredir, b"TRACKINGINFO": tracking.client_trackinginfo}
 _CLIENT_TYPES = (b"normal", b"pubsub", b"master", b"replica", b"slave")
+# Subcommands with a handler of their own (sub -> handler(client, argv)),
+# added by other modules (client_admin.py); checked after the arity table.
+CLIENT_HANDLERS: dict = {}
 
 
 def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
@@ -181,9 +184,9 @@ def subcommand_arity_error(argv, table: dict, cmd: str) -> str | None:
 def _type_matches(c, t: bytes) -> bool:
     # We have only normal and pub/sub clients (peers are not clients).
     if t == b"pubsub":
-        return c.subscriptions() > 0
+        return c.subscriptions() > 0 or bool(c.shard_channels)
     if t == b"normal":
-        return c.subscriptions() == 0
+        return c.subscriptions() == 0 and not c.shard_channels
     return False
 
 
@@ -254,6 +257,9 @@ def cmd_client(client, argv):
     if err is not None:
         return client.error(err)
     sub = argv[1].upper()
+    handler = CLIENT_HANDLERS.get(sub)
+    if handler is not None:
+        return handler(client, argv)
     n = len(argv)
     server = client.server
     if sub == b"ID" and n == 2:
@@ -316,3 +322,6 @@ def cmd_client(client, argv):
     if handler is not None:
         return handler(client, argv)
     return client.error(errors.unknown_subcommand(argv[1], "client"))
+
+
+TABLE[b"client"].subcommands = _CLIENT_ARITY

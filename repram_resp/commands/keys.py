@@ -79,7 +79,9 @@ def cmd_scan(client, argv):
     cursor = parse_ll(argv[1])
     if cursor is None or cursor < 0:
         # Redis parses the cursor as unsigned 64-bit; ours are below 2^53.
-        if not argv[1].isdigit():
+        # Issue 7: more than 20 digits is no u64 (and int() of 4301+ digits
+        # raises): invalid, never an internal error.
+        if not argv[1].isdigit() or len(argv[1]) > 20 or int(argv[1]) >= 1 << 64:
             return client.error(errors.INVALID_CURSOR)
         cursor = int(argv[1])
     count = 10

@@ -8,7 +8,7 @@ from .. import config as configmod
 from .. import errors
 from ..glob import compile_glob
 from ..protocol import OK, bulk, integer
-from . import all_commands, command, find
+from . import TABLE, all_commands, command, docs, find
 from .connection import subcommand_arity_error
 
 
@@ -50,7 +50,8 @@ def cmd_shutdown(client, argv):
 # Redis 7.0.15's arity per subcommand (COMMAND GETKEYS needs a command and
 # at least one argument for it).
 _CONFIG_ARITY = {b"GET": -3, b"SET": -4, b"RESETSTAT": 2, b"REWRITE": 2, b"HELP": 2}
-_COMMAND_ARITY = {b"COUNT": 2, b"INFO": -2, b"DOCS": -2, b"LIST": -2, b"GETKEYS": -4, b"HELP": 2}
+_COMMAND_ARITY = {b"COUNT": 2, b"INFO": -2, b"DOCS": -2, b"LIST": -2, b"GETKEYS": -4,
+                  b"GETKEYSANDFLAGS": -4, b"HELP": 2}
 _GLOB_CHARS = frozenset(b"*?[")
 
 
@@ -114,37 +115,12 @@ def cmd_config(client, argv):
         b"GET <pattern>", b"SET <directive> <value>", b"RESETSTAT", b"HELP")])
 
 
-# Our registry's flag names -> the names Redis reports in COMMAND INFO.
-_FLAG_NAMES = {"noauth": "no_auth", "no-multi": "no_multi"}
-
-
-def _flags_reply(enc, cmd):
-    return enc.set([b"+%s\r\n" % _FLAG_NAMES.get(f, f).encode()
-                    for f in sorted(cmd.flags) if f != "disabled"])
-
-
-def _info_reply(enc, cmd):
-    return enc.array([
-        bulk(cmd.name.encode()), integer(cmd.arity), _flags_reply(enc, cmd),
-        integer(cmd.first_key), integer(cmd.last_key), integer(cmd.step),
-        enc.set([]), enc.set([]), enc.array([]), enc.array([]),
-    ])
-
-
-def _docs_reply(enc, cmd):
-    return enc.map([
-        (bulk(b"summary"), bulk(cmd.summary.encode())),
-        (bulk(b"since"), bulk(cmd.since.encode())),
-        (bulk(b"group"), bulk(cmd.group.encode())),
-    ])
-
-
 @command("command", -1, "fast", group="server", summary="Command introspection", since="2.8.13")
 def cmd_command(client, argv):
     enc = client.enc
     cmds = all_commands()
     if len(argv) == 1:
-        return enc.array([_info_reply(enc, c) for c in cmds])
+        return enc.array([docs.info_reply(enc, c) for c in cmds])
     err = subcommand_arity_error(argv, _COMMAND_ARITY, "command")
     if err is not None:
         return client.error(err)
@@ -153,36 +129,62 @@ def cmd_command(client, argv):
         return integer(len(cmds))
     if sub == b"INFO":
         picked = [find(n) for n in argv[2:]] if len(argv) > 2 else cmds
-        return enc.array([enc.null if c is None else _info_reply(enc, c) for c in picked])
+        return enc.array([enc.null if c is None else docs.info_reply(enc, c) for c in picked])
     if sub == b"DOCS":
         picked = [c for c in (find(n) for n in argv[2:]) if c is not None] if len(argv) > 2 else cmds
-        return enc.map([(bulk(c.name.encode()), _docs_reply(enc, c)) for c in picked])
+        return enc.map([(bulk(c.name.encode()), docs.docs_reply(enc, c)) for c in picked])
     if sub == b"LIST":
+        names = docs.all_names()
         if len(argv) == 2:
-            return enc.array([bulk(c.name.encode()) for c in cmds])
+            return enc.array([bulk(n.encode()) for n in names])
         if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
             return client.error(errors.SYNTAX)
         kind, val = argv[3].upper(), argv[4]
         if kind == b"MODULE":
             picked = []                     # no modules
         elif kind == b"ACLCAT":
-            cat = val.lower().decode("utf-8", "replace")
-            picked = [c for c in cmds if c.group.rstrip("s") == cat.rstrip("s")]
+            picked = docs.names_in_category(val.decode("utf-8", "replace"))
         elif kind == b"PATTERN":
             match = compile_glob(val.lower())
-            picked = [c for c in cmds if match(c.name.encode())]
+            picked = [n for n in names if match(n.encode())]
         else:
             return client.error(errors.SYNTAX)
-        return enc.array([bulk(c.name.encode()) for c in picked])
-    if sub == b"GETKEYS":
-        c = find(argv[2])
-        if c is None:
-            return client.error(errors.INVALID_COMMAND)
-        args = argv[2:]
-        if (c.arity > 0 and len(args) != c.arity) or len(args) < -c.arity:
-            return client.error(errors.INVALID_COMMAND_ARGS)
-        if c.first_key == 0:
-            return client.error(errors.COMMAND_NO_KEYS)
-        last = c.last_key if c.last_key >= 0 else len(args) + c.last_key
-        return enc.array([bulk(args[i]) for i in range(c.first_key, last + 1, c.step) if i < len(args)])
-    return enc.array([b"+COMMAND [COUNT|INFO|DOCS|LIST|GETKEYS|HELP]\r\n"])
+        return enc.array([bulk(n.encode()) for n in picked])
+    if sub in (b"GETKEYS", b"GETKEYSANDFLAGS"):
+        try:
+            keys = docs.get_keys(argv[2:])
+        except docs.GetKeysError as e:
+            return client.error(str(e))
+        if sub == b"GETKEYS":
+            return enc.array([bulk(k) for k, _ in keys])
+        return enc.array([enc.array([bulk(k), enc.set([b"+%s\r\n" % f.encode() for f in flags])])
+                          for k, flags in keys])
+    return enc.array([b"+%s\r\n" % line for line in _COMMAND_HELP])
+
+
+_COMMAND_HELP = (
+    b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"(no subcommand)", b"    Return details about all Redis commands.",
+    b"COUNT", b"    Return the total number of commands in this Redis server.",
+    b"LIST", b"    Return a list of all commands in this Redis server.",
+    b"INFO [<command-name> ...]",
+    b"    Return details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
+    b"DOCS [<command-name> ...]",
+    b"    Return documentation details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
+    b"GETKEYS <full-command>",
+    b"    Return the keys from a full Redis command.",
+    b"GETKEYSANDFLAGS <full-command>",
+    b"    Return the keys and the access flags from a full Redis command.",
+    b"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+    b"    Return a list of all commands in this Redis server.",
+    b"HELP",
+    b"    Print this help.",
+)
+
+
+TABLE[b"config"].subcommands = _CONFIG_ARITY
+TABLE[b"command"].subcommands = _COMMAND_ARITY

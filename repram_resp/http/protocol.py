@@ -30,9 +30,10 @@ from collections import deque
 from email.utils import formatdate
 
 from .api import SECURITY_HEADERS, Api, Stream
-from .wire import CONTINUE_RESPONSE, EXPECT_CONTINUE, HttpError, RequestParser, response
+from .wire import CONTINUE_RESPONSE, EXPECT_CONTINUE, HttpError, Request, RequestParser, response
 
 log = logging.getLogger("repram.http")
+_monotonic = time.monotonic
 
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # as the RESP port (connection.py)
 REQUESTS_PER_TURN = 256                     # then yield to other connections
@@ -69,6 +70,16 @@ class HttpConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
         peer = transport.get_extra_info("peername")
         self.addr = "%s:%s" % (peer[0], peer[1]) if isinstance(peer, tuple) else str(peer)
+        if self.front.server.protected_refuses(peer):
+            # protected-mode, as on the RESP port: without requirepass only
+            # loopback clients are served (protected-mode no opens it, as REPRAM is).
+            transport.write(response(403, self.front.common, b"Content-Type: text/plain\r\n",
+                                     b"Forbidden: protected mode is on and no requirepass is set; "
+                                     b"only loopback clients are served (protected-mode no opens the "
+                                     b"node to the network)\n", close=True))
+            transport.close()
+            self.closed = True
+            return
         if not self.front.register(self):
             transport.write(response(503, self.front.common, b"", b"Too many connections\n",
                                      close=True))
@@ -103,13 +114,25 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         was_idle = not parser.in_message
         events = parser.feed(data)
-        now = time.monotonic()
+        now = _monotonic()
         self.last_active = now
         if parser.in_message:
             if was_idle or events:
                 self.request_started = now
-        else:
+        elif self.request_started:
             self.request_started = 0.0
+        if len(events) == 1 and not self.queue and self.busy is None and not self.paused_writing:
+            # The usual read: one whole request, nothing ahead of it.
+            ev = events[0]
+            if ev.__class__ is Request and ev.keep_alive:
+                r = self.api.handle(ev)
+                if r.__class__ is bytes:
+                    self.transport.write(r)     # may pause_writing (and reading) at once
+                    if self.reading_paused and not self.paused_writing:
+                        self._resume_reading()
+                    return
+                self._start_pending(r, True)
+                return
         if events:
             q = self.queue
             for ev in events:
@@ -318,6 +341,7 @@ class HttpFrontend:
             self._date_s = now
             self.common = (b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
                            + SECURITY_HEADERS)
+            self.common_any_origin = self.common + b"Access-Control-Allow-Origin: *\r\n"
 
     async def start(self) -> None:
         srv = self.server
@@ -336,14 +360,21 @@ class HttpFrontend:
         log.info("http ready on %s port %d%s", ",".join(cfg.http_bind or cfg.bind), port,
                  " (tls)" if ctx is not None else "")
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
         for s in self.servers:
             s.close()
+
+    async def stop(self) -> None:
+        """Close every connection (what is written is flushed) and wait for
+        the listeners."""
+        self.stop_accepting()
         if self._task is not None:
             self._task.cancel()
         for c in list(self.connections):
             if c.transport is not None and not c.transport.is_closing():
                 c.transport.close()
+        for s in self.servers:
+            await s.wait_closed()
 
     def register(self, conn) -> bool:
         if len(self.connections) >= self.server.config.http_maxclients:

@@ -87,7 +87,7 @@ class RequestParser:
         self._mode = _HEAD
         self._head_fed = 0
         self._tail = b""
-        self._cl_left = 0
+        self._cl_total = 0
         self._url: list = []
         self._headers: dict = {}
         self._nheaders = 0
@@ -105,8 +105,25 @@ class RequestParser:
         n = len(data)
         pos = 0
         p = self._p
-        mv = memoryview(data)
         try:
+            if self._mode == _HEAD and not self._tail and not self.in_message and \
+                    n <= self.max_head_bytes:
+                # Fast path, the usual read: one whole head (a GET), or one head
+                # and then exactly its Content-Length body (a PUT): fed in one
+                # or two calls, the limits holding as on the general path.
+                j = data.find(b"\r\n\r\n")
+                if j >= 0:
+                    if j + 4 == n:
+                        p.feed_data(data)
+                        return out
+                    mv = memoryview(data)
+                    p.feed_data(mv[:j + 4])
+                    pos = j + 4
+                    if self._mode == _LENGTH and self._cl_total - self._body_bytes == n - pos:
+                        p.feed_data(mv[pos:])
+                        return out
+            if not pos:
+                mv = memoryview(data)
             while pos < n:
                 mode = self._mode
                 if mode == _HEAD:
@@ -132,8 +149,7 @@ class RequestParser:
                                           % self.max_head_bytes)
                     pos = stop
                 elif mode == _LENGTH:
-                    stop = min(n, pos + max(self._cl_left, 1))
-                    self._cl_left -= stop - pos
+                    stop = min(n, pos + max(self._cl_total - self._body_bytes, 1))
                     p.feed_data(mv[pos:stop])
                     pos = stop
                 else:
@@ -204,7 +220,7 @@ class RequestParser:
                               % (n, self.max_body_bytes))
             if n:
                 self._mode = _LENGTH
-                self._cl_left = n
+                self._cl_total = n
         expect = h.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and self._mode != _HEAD:
             self._events.append(EXPECT_CONTINUE)

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Server-side cost of CLIENT TRACKING on SET / GET, measured in-process (no
+sockets), so that it can be resolved to ~1% even on a busy machine where
+benchmarks/throughput.py's numbers move by tens of percent between runs.
+
+For each variant a fresh process builds a Server (not started), feeds a
+Client batches of pipelined commands through Client._run_batch (the real
+command path, fast path included) with a transport that discards the
+replies, and reports the best of R repetitions in CPU ns per command (thread
+CPU time: time spent preempted by other processes does not count):
+
+  base      -- repram_resp from --base DIR (e.g. `git archive <commit>
+               repram_resp | tar -x -C DIR`, the code before tracking existed)
+  off       -- this checkout, no client tracking (Keyspace.on_write is None)
+  tracking  -- this checkout, one other client with CLIENT TRACKING ON that
+               has read 10 keys (every SET now passes the invalidation hook)
+
+    python benchmarks/tracking_cost.py --base /tmp/base     # ~20 s
+
+stdlib only (plus what repram_resp itself imports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+CHILD = r"""
+import json, sys, time, gc
+sys.path.insert(0, sys.argv[1])
+variant, n, batch, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from repram_resp.config import load
+from repram_resp.server import Server
+from repram_resp.connection import Client
+
+class Sink:
+    def write(self, b): pass
+    def get_write_buffer_size(self): return 0
+    def close(self): pass
+
+server = Server(load(["--port", "0"]))
+def client():
+    c = Client(server)
+    c.transport = Sink()
+    server.register(c)
+    return c
+c = client()
+if variant == "tracking":
+    from repram_resp.tracking import TrackState
+    t = client()
+    server.tracking.enable(t, TrackState(0, False, False, False, False), [])
+    for i in range(10):
+        t._run_batch([[b"GET", b"key:%d" % i]], 0)
+    assert server.keyspace.on_write is not None and len(server.tracking.table) == 10
+keys = [b"key:%d" % (i % 100_000) for i in range(n)]
+sets = [[b"SET", k, b"v", b"EX", b"60"] for k in keys]
+gets = [[b"GET", k] for k in keys]
+gc.collect(); gc.freeze()
+out = {}
+for name, cmds in (("SET", sets), ("GET", gets)):
+    chunks = [cmds[i:i + batch] for i in range(0, n, batch)]
+    best = None
+    for _ in range(reps):
+        t0 = time.thread_time_ns()
+        for ch in chunks:
+            c._run_batch(ch, 0)
+        dt = (time.thread_time_ns() - t0) / n
+        best = dt if best is None else min(best, dt)
+    out[name] = best
+print(json.dumps(out))
+"""
+
+
+def run(src: str, variant: str, args) -> dict:
+    p = subprocess.run([sys.executable, "-c", CHILD, src, variant, str(args.n), str(args.batch),
+                        str(args.reps)], capture_output=True, text=True, check=True, cwd="/")
+    return json.loads(p.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="source tree of the baseline repram_resp")
+    ap.add_argument("-n", type=int, default=200_000, help="commands per repetition")
+    ap.add_argument("--batch", type=int, default=16, help="commands per batch (pipeline depth)")
+    ap.add_argument("--reps", type=int, default=7, help="repetitions; the best counts")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three variants")
+    args = ap.parse_args()
+    variants = [("base", args.base, "base"), ("off", REPO, "off"), ("tracking", REPO, "tracking")]
+    best: dict = {}
+    for _ in range(args.rounds):
+        for name, src, variant in variants:
+            r = run(src, variant, args)
+            for cmd, ns in r.items():
+                key = (name, cmd)
+                best[key] = min(best.get(key, ns), ns)
+    print("| variant | SET ns/cmd | vs base | GET ns/cmd | vs base |")
+    print("|---|--:|--:|--:|--:|")
+    for name, _, _ in variants:
+        s, g = best[(name, "SET")], best[(name, "GET")]
+        print("| %s | %.0f | %+.1f%% | %.0f | %+.1f%% |" % (
+            name, s, 100 * (s / best[("base", "SET")] - 1), g, 100 * (g / best[("base", "GET")] - 1)))
+    print("\n-n %d, pipeline batches of %d, best of %d reps x %d rounds, python %s"
+          % (args.n, args.batch, args.reps, args.rounds, sys.version.split()[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
