@@ -26,9 +26,14 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
+import termios
 import time
-from time import perf_counter_ns as _perf_ns
+from time import time_ns as _perf_ns   # command timing (see introspect.py on the clock)
+
+from .clock import wall_ms
 
 from . import errors, lane
 from .commands import TABLE, find, lookup_error
@@ -45,11 +50,18 @@ _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscr
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
 # Redis closes an unauthenticated client whose replies pass its 16 KiB
 # static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
-# Here: replies to an unauthenticated client's pipeline, counted from the
-# last read that found nothing of its earlier input left to run (a client
-# that waits for its replies starts again from zero).
+# Here the unread replies are what the transport holds plus what the
+# kernel has not delivered (TIOCOUTQ): a client that reads its replies
+# never gets near it.
 UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 _EACH = object()    # a run marker no command matches: every command is its own run
+
+
+def _kernel_unsent(sock) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 class Client(asyncio.Protocol):
@@ -90,7 +102,6 @@ class Client(asyncio.Protocol):
         self._push_bytes = 0
         self._lane_ran = 0       # commands the fast lane ran of a read it handed on
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
-        self._unauth_out = 0     # reply bytes of the current unauthenticated pipeline
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
         self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
@@ -218,7 +229,10 @@ class Client(asyncio.Protocol):
             n = len(cmds)
             server = self.server
             clock = server.clock
-            server.now = clock()
+            # One clock reading serves both the commands' instant and the
+            # timing of the first run (when the clock is the wall clock).
+            t_run = _perf_ns()
+            server.now = t_run // 1_000_000 if clock is wall_ms else clock()
             cmd = None
             stop = i + server.config.client_turn_max_commands - spent   # this turn's budget
             stats = server.stats
@@ -228,7 +242,6 @@ class Client(asyncio.Protocol):
             # on its own (MONITOR, slowlog-log-slower-than 0).
             run_cmd = mark = None
             run_lo = i
-            t_run = _perf_ns()
             for argv in (cmds if i == 0 else cmds[i:]):
                 if i >= stop:
                     # Budget spent: the rest runs on a later loop turn.
@@ -289,6 +302,8 @@ class Client(asyncio.Protocol):
             k = i - run_lo
             if run_cmd is not None and k > 0:
                 d = _perf_ns() - t_run
+                if d < 0:
+                    d = 0           # the wall clock stepped back
                 run_cmd.calls += k
                 run_cmd.ns += d
                 m = d // k
@@ -307,12 +322,13 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
-            if not self.authenticated:
-                self._unauth_out += sum(map(len, out)) if out else 0
-                if self._unauth_out > UNAUTH_OUTPUT_LIMIT_BYTES:
-                    self.server.client_cut(self, "unauthenticated client pipelined over %d bytes "
-                                           "of replies" % UNAUTH_OUTPUT_LIMIT_BYTES)
-                    return
+            if not self.authenticated and out and (
+                    self.transport.get_write_buffer_size()
+                    + _kernel_unsent(self.transport.get_extra_info("socket"))
+                    > UNAUTH_OUTPUT_LIMIT_BYTES):
+                self.server.client_cut(self, "unauthenticated client left over %d bytes of "
+                                       "replies unread" % UNAUTH_OUTPUT_LIMIT_BYTES)
+                return
         parser = self.parser
         if parser.more and parser.error is None and not self.closed:
             self._yield_turn()      # input left in the parser: next turn

@@ -115,15 +115,15 @@ class Keyspace:
         self.hits = 0
         self.misses = 0
         self.on_expired: Callable[[bytes], None] | None = None
-        # Called after every stored write, local or replicated, with
-        # (key, created): the one place every write passes, for client-side
-        # caching invalidation and the 'new' keyspace event.  None (one
-        # attribute check per write) while nobody needs it.
-        self.on_write: Callable[[bytes, bool], None] | None = None
-        # When not None, on_write is called only for keys in this container
-        # (client tracking: the keys some client cached), saving the call on
-        # every other write.
-        self.write_filter = None
+        # After every stored write, local or replicated -- the one place every
+        # write passes -- write_hook(key, created) is called if key is ``in``
+        # on_write: for client-side caching invalidation and the 'new'
+        # keyspace event.  on_write is None (one attribute check per write)
+        # while nobody needs it; with only default-mode trackers it is the
+        # tracking table itself (a plain dict), so a write of a key nobody
+        # cached costs one lookup and no call.
+        self.on_write = None
+        self.write_hook: Callable[[bytes, bool], None] | None = None
         # Called with a new bucket's deadline (ms) so the reclaimer can wake
         # earlier than it planned.
         self.on_new_bucket: Callable[[int], None] | None = None
@@ -190,8 +190,9 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
-            if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
-                self.on_write(key, True)
+            w = self.on_write
+            if w is not None and key in w:
+                self.write_hook(key, True)
             return
         delta = len(value) - len(old[0])
         if delta > 0 and self.maxmemory_bytes and self.used_bytes + delta > self.maxmemory_bytes:
@@ -229,8 +230,9 @@ class Keyspace:
                     else:
                         x.add(key)
             data[key] = (value, deadline, version, sched)
-        if self.on_write is not None and (self.write_filter is None or key in self.write_filter):
-            self.on_write(key, created)
+        w = self.on_write
+        if w is not None and key in w:
+            self.write_hook(key, created)
 
     def _ext_drop(self, b: int, key: bytes) -> None:
         x = self._ext.get(b)

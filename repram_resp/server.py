@@ -282,10 +282,13 @@ class Server:
         # while a client tracks keys or someone listens for 'new'.
         tracking, new = self.tracking.clients, self.pubsub.wants("n")
         ks = self.keyspace
-        ks.on_write = self._on_write if tracking or new else None
-        # Only default-mode tracking: just the keys some client cached matter.
-        ks.write_filter = (self.tracking.table if tracking and not new and not self.tracking.prefixes
-                           else None)
+        ks.write_hook = self._on_write
+        if tracking and not new and not self.tracking.prefixes:
+            ks.on_write = self.tracking.table     # only keys some client cached matter
+        elif tracking or new:
+            ks.on_write = _EVERY_KEY
+        else:
+            ks.on_write = None
         self.update_lane()
 
     def update_lane(self) -> None:
@@ -409,7 +412,7 @@ class Server:
         if not wanted or wanted == ["default"]:
             pick = names - {"commandstats", "latencystats"}
         elif "all" in wanted or "everything" in wanted:
-            pick = names - {"modules"} if "everything" not in wanted else names
+            pick = names            # Modules is listed (empty) in "all" too, as Redis
         else:
             pick = set(wanted) & names
             if "default" in wanted:
@@ -568,6 +571,17 @@ class Server:
         if not n:
             return []
         return [("db0", "keys=%d,expires=%d,avg_ttl=%d" % (n, n, self.keyspace.avg_ttl_ms(now)))]
+
+
+class _EveryKey:
+    """Keyspace.on_write when every write matters (BCAST tracking, 'new' events)."""
+    __slots__ = ()
+
+    def __contains__(self, key) -> bool:
+        return True
+
+
+_EVERY_KEY = _EveryKey()
 
 
 _TITLES = {"cpu": "CPU", "commandstats": "Commandstats", "errorstats": "Errorstats",

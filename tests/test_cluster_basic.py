@@ -238,6 +238,17 @@ def test_receiver_refuses_data_from_another_enclave(make_server):
     assert [f[:3] for f in seen if f[0] == m.REJ] == [[m.REJ, 1, m.R_ENCLAVE]]
     assert client(a).get("injected") is None
     assert repl_info(a)["repl_refused_received_enclave"] == 1
+    # Floors do not cross enclaves either.
+    client(a).set("mine", "1", ex=60)
+    s.sendall(m.encode_floors([(b"mine", (now + 5000) << 16)]) + m.frame(m.PING, 7))
+    while next_frame()[0] != m.PONG:
+        pass
+    assert client(a).get("mine") == b"1"
+    # An anti-entropy request on the link where we are the receiver is a protocol error.
+    s.sendall(m.encode_ae(1, True, [(b"", None, b"x" * 16)]))
+    with pytest.raises((EOFError, ConnectionResetError)):
+        while True:
+            next_frame()
     s.close()
 
 

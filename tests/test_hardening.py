@@ -273,9 +273,13 @@ def test_patterns_are_indexed_by_prefix(server):
         got.add(p.get_message(timeout=5)["pattern"])
     assert got == {b"user:1:*", b"*", b"us?r:*", b"[u]ser:1:*"}
     assert r.publish("user:1*", "m") == 3            # *, us?r:*, user:1\*
+    assert {p.get_message(timeout=5)["pattern"] for _ in range(3)} == {b"*", b"us?r:*", b"user:1\\*"}
     p.punsubscribe(*pats)
+    for _ in pats:   # the replies prove the server has run every PUNSUBSCRIBE
+        assert p.get_message(timeout=5)["type"] == "punsubscribe"
     p.close()
-    assert not server.server.pubsub._by_prefix and not server.server.pubsub._prefix_lens
+    ps = server.server.pubsub
+    assert server.call(lambda: (ps._by_prefix, ps._prefix_lens)) == ({}, {})
 
 
 # --- part 5: memory in the books ------------------------------------------------

@@ -272,6 +272,8 @@ class AntiEntropy:
     def on_floors(self, link, f: list) -> None:
         """FL: floors from the peer (catch-up or repair)."""
         pairs = m.decode_floors(f)
+        if link.peer is None or link.peer.enclave != self.cluster.enclave:
+            return                      # nothing crosses enclaves, floors included
         ks = self.server.keyspace
         now = self.server.clock()
         hlc = self.server.hlc

@@ -250,6 +250,8 @@ class Cluster:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
+        if self.antientropy.task is not None:
+            self.antientropy.task.cancel()
         rep = self.replicator
         rep.flush()
         for srv in self.listeners:
