@@ -13,7 +13,10 @@ CPU time: time spent preempted by other processes does not count):
                repram_resp | tar -x -C DIR`, the code before tracking existed)
   off       -- this checkout, no client tracking (Keyspace.on_write is None)
   tracking  -- this checkout, one other client with CLIENT TRACKING ON that
-               has read 10 keys (every SET now passes the invalidation hook)
+               has cached 10 keys (every SET now passes the tracking hook)
+"off" and "tracking" alternate repetition by repetition in one process, so
+their difference is free of process-to-process variation (memory layout,
+hash seeds); "base" runs in its own processes.
 
     python benchmarks/tracking_cost.py --base /tmp/base     # ~20 s
 
@@ -51,28 +54,39 @@ def client():
     server.register(c)
     return c
 c = client()
-if variant == "tracking":
+t = client()
+
+def tracker(on):
     from repram_resp.tracking import TrackState
-    t = client()
-    server.tracking.enable(t, TrackState(0, False, False, False, False), [])
-    for i in range(10):
-        t._run_batch([[b"GET", b"key:%d" % i]], 0)
-    assert server.keyspace.on_write is not None and len(server.tracking.table) == 10
+    if on:
+        server.tracking.enable(t, TrackState(0, False, False, False, False), [])
+        for i in range(10):
+            t._run_batch([[b"GET", b"key:x%d" % i]], 0)   # cached keys nobody writes
+        assert server.keyspace.on_write is not None and len(server.tracking.table) == 10
+    elif t.tracking is not None:
+        server.tracking.disable(t)
+        assert server.keyspace.on_write is None
+
 keys = [b"key:%d" % (i % 100_000) for i in range(n)]
 sets = [[b"SET", k, b"v", b"EX", b"60"] for k in keys]
 gets = [[b"GET", k] for k in keys]
 gc.collect(); gc.freeze()
+# "base" and "off" measure without a tracker; "ab" alternates rep by rep
+# between no tracker ("off") and one tracker ("tracking") in this process.
+modes = ("off", "tracking") if variant == "ab" else ("off",)
 out = {}
 for name, cmds in (("SET", sets), ("GET", gets)):
     chunks = [cmds[i:i + batch] for i in range(0, n, batch)]
-    best = None
     for _ in range(reps):
-        t0 = time.thread_time_ns()
-        for ch in chunks:
-            c._run_batch(ch, 0)
-        dt = (time.thread_time_ns() - t0) / n
-        best = dt if best is None else min(best, dt)
-    out[name] = best
+        for mode in modes:
+            if variant == "ab":
+                tracker(mode == "tracking")
+            t0 = time.thread_time_ns()
+            for ch in chunks:
+                c._run_batch(ch, 0)
+            dt = (time.thread_time_ns() - t0) / n
+            key = mode + " " + name
+            out[key] = min(out.get(key, dt), dt)
 print(json.dumps(out))
 """
 
@@ -91,20 +105,22 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=7, help="repetitions; the best counts")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three variants")
     args = ap.parse_args()
-    variants = [("base", args.base, "base"), ("off", REPO, "off"), ("tracking", REPO, "tracking")]
     best: dict = {}
     for _ in range(args.rounds):
-        for name, src, variant in variants:
-            r = run(src, variant, args)
-            for cmd, ns in r.items():
-                key = (name, cmd)
-                best[key] = min(best.get(key, ns), ns)
-    print("| variant | SET ns/cmd | vs base | GET ns/cmd | vs base |")
-    print("|---|--:|--:|--:|--:|")
-    for name, _, _ in variants:
-        s, g = best[(name, "SET")], best[(name, "GET")]
-        print("| %s | %.0f | %+.1f%% | %.0f | %+.1f%% |" % (
-            name, s, 100 * (s / best[("base", "SET")] - 1), g, 100 * (g / best[("base", "GET")] - 1)))
+        for label, src, variant in (("base", args.base, "base"), ("", REPO, "ab")):
+            for key, ns in run(src, variant, args).items():
+                mode, cmd = key.split()
+                k = (label or mode, cmd)
+                best[k] = min(best.get(k, ns), ns)
+    print("| variant | SET ns/cmd | vs base | vs off | GET ns/cmd | vs base | vs off |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for name in ("base", "off", "tracking"):
+        row = [name]
+        for cmd in ("SET", "GET"):
+            v = best[(name, cmd)]
+            row += ["%.0f" % v, "%+.1f%%" % (100 * (v / best[("base", cmd)] - 1)),
+                    "%+.1f%%" % (100 * (v / best[("off", cmd)] - 1))]
+        print("| " + " | ".join(row) + " |")
     print("\n-n %d, pipeline batches of %d, best of %d reps x %d rounds, python %s"
           % (args.n, args.batch, args.reps, args.rounds, sys.version.split()[0]))
     return 0

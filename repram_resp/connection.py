@@ -26,11 +26,16 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
+import termios
 import time
-from time import perf_counter_ns as _perf_ns
+from time import time_ns as _perf_ns   # command timing (see introspect.py on the clock)
 
-from . import errors
+from .clock import wall_ms
+
+from . import errors, lane
 from .commands import TABLE, find, lookup_error
 from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
@@ -38,17 +43,25 @@ from .protocol import QUEUED, RESP2, RequestParser, encode_error
 log = logging.getLogger("repram.client")
 
 _TABLE_GET = TABLE.get
+_LANE = lane.execute
 _GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
                             "quit", "reset", "ssubscribe", "sunsubscribe"})
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024   # stop reading a client above this much unsent output
 # Redis closes an unauthenticated client whose replies pass its 16 KiB
 # static buffer plus 1 KiB of reply list (checkClientOutputBufferLimits).
-# Here: replies to an unauthenticated client's pipeline, counted from the
-# last read that found nothing of its earlier input left to run (a client
-# that waits for its replies starts again from zero).
+# Here the unread replies are what the transport holds plus what the
+# kernel has not delivered (TIOCOUTQ): a client that reads its replies
+# never gets near it.
 UNAUTH_OUTPUT_LIMIT_BYTES = 16 * 1024 + 1024
 _EACH = object()    # a run marker no command matches: every command is its own run
+
+
+def _kernel_unsent(sock) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 class Client(asyncio.Protocol):
@@ -87,8 +100,8 @@ class Client(asyncio.Protocol):
         self._blocked_batch = None
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
+        self._lane_ran = 0       # commands the fast lane ran of a read it handed on
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
-        self._unauth_out = 0     # reply bytes of the current unauthenticated pipeline
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
         self.tracking = None     # TrackState while CLIENT TRACKING is ON (repram_resp/tracking.py)
@@ -155,9 +168,21 @@ class Client(asyncio.Protocol):
         cfg = self.server.config
         if not self.authenticated and self.parser.pending_bytes == 0:
             self._unauth_out = 0        # it waited for its replies
-        cmds = self.parser.feed(data, cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+        spent = 0
+        if self.server.lane_ok:
+            # The fast lane runs the plain GET/SET prefix of this read within
+            # this turn's budget and returns the rest (None: nothing left for
+            # this turn); see lane.py.
+            rest = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES, cfg.client_turn_max_commands,
+                         cfg.client_turn_max_bytes)
+            if rest is None:
+                return
+            if rest is not data:
+                spent = self._lane_ran      # commands of this turn's budget it used
+                data = rest
+        cmds = self.parser.feed(data, cfg.client_turn_max_commands - spent, cfg.client_turn_max_bytes)
         self.server.stat_commands += len(cmds)
-        self._run_batch(cmds, 0)
+        self._run_batch(cmds, 0, spent)
 
     def _next_turn(self) -> None:
         """Continue after a pause (budget spent, flow control, a blocking
@@ -184,7 +209,7 @@ class Client(asyncio.Protocol):
             self.transport.pause_reading()
             self._turn = asyncio.get_running_loop().call_soon(self._next_turn)
 
-    def _run_batch(self, cmds: list, i: int) -> None:
+    def _run_batch(self, cmds: list, i: int, spent: int = 0) -> None:
         """Execute cmds[i:], write all replies at once.
 
         Two things can suspend a batch, and both resume it at the next
@@ -204,9 +229,12 @@ class Client(asyncio.Protocol):
             n = len(cmds)
             server = self.server
             clock = server.clock
-            server.now = clock()
+            # One clock reading serves both the commands' instant and the
+            # timing of the first run (when the clock is the wall clock).
+            t_run = _perf_ns()
+            server.now = t_run // 1_000_000 if clock is wall_ms else clock()
             cmd = None
-            stop = i + server.config.client_turn_max_commands   # this turn's budget
+            stop = i + server.config.client_turn_max_commands - spent   # this turn's budget
             stats = server.stats
             # Command statistics by runs (see introspect.py): run_cmd ran
             # cmds[run_lo:i] since t_run; a command that is not `mark` starts
@@ -214,7 +242,6 @@ class Client(asyncio.Protocol):
             # on its own (MONITOR, slowlog-log-slower-than 0).
             run_cmd = mark = None
             run_lo = i
-            t_run = _perf_ns()
             for argv in (cmds if i == 0 else cmds[i:]):
                 if i >= stop:
                     # Budget spent: the rest runs on a later loop turn.
@@ -241,6 +268,7 @@ class Client(asyncio.Protocol):
                     run_lo = i - 1
                     mark = _EACH if stats.instrumented else cmd
                 if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
+                    self.last_cmd = cmd      # CLIENT LIST: the last command run (as the lane keeps it)
                     try:
                         r = cmd.handler(self, argv)
                     except Exception:  # a bug must cost one reply, not the connection
@@ -274,6 +302,8 @@ class Client(asyncio.Protocol):
             k = i - run_lo
             if run_cmd is not None and k > 0:
                 d = _perf_ns() - t_run
+                if d < 0:
+                    d = 0           # the wall clock stepped back
                 run_cmd.calls += k
                 run_cmd.ns += d
                 m = d // k
@@ -283,8 +313,6 @@ class Client(asyncio.Protocol):
                     stats.after_run(self, run_cmd, cmds, run_lo, i, m)
             self.cur_cmd = None
             self._out = None
-            if cmd is not None:
-                self.last_cmd = cmd      # for CLIENT LIST: the batch's last command
             if out:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 stats.net_out += len(data)      # self._write(data), inlined
@@ -294,12 +322,13 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 self.closed = True
                 return
-            if not self.authenticated:
-                self._unauth_out += sum(map(len, out)) if out else 0
-                if self._unauth_out > UNAUTH_OUTPUT_LIMIT_BYTES:
-                    self.server.client_cut(self, "unauthenticated client pipelined over %d bytes "
-                                           "of replies" % UNAUTH_OUTPUT_LIMIT_BYTES)
-                    return
+            if not self.authenticated and out and (
+                    self.transport.get_write_buffer_size()
+                    + _kernel_unsent(self.transport.get_extra_info("socket"))
+                    > UNAUTH_OUTPUT_LIMIT_BYTES):
+                self.server.client_cut(self, "unauthenticated client left over %d bytes of "
+                                       "replies unread" % UNAUTH_OUTPUT_LIMIT_BYTES)
+                return
         parser = self.parser
         if parser.more and parser.error is None and not self.closed:
             self._yield_turn()      # input left in the parser: next turn
@@ -329,7 +358,8 @@ class Client(asyncio.Protocol):
             if f.cancelled():
                 reply = self.error("ERR command cancelled")
             elif f.exception() is not None:
-                log.error("blocking command failed: %r", f.exception())
+                self.server.ratelog.event(logging.ERROR, "blocking", "blocking command failed: %r",
+                                          f.exception())
                 reply = self.error("ERR internal error (see server log)")
             else:
                 reply = f.result()
@@ -421,7 +451,15 @@ class Client(asyncio.Protocol):
                 and name not in ("quit", "reset"):
             if self.multi is not None:
                 self.multi_dirty = True
-            return self.reject(cmd, errors.NOAUTH)
+            # Redis (processCommand) looks the command up and checks its
+            # arity before it asks for authentication.
+            # (A command REPRAM disables still exists for Redis: NOAUTH.)
+            err = None
+            if cmd is None:
+                err = lookup_error(cmd, argv)
+            elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+                err = lookup_error(cmd, argv)
+            return self.reject(cmd, err if err is not None else errors.NOAUTH)
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
             return pause.wait(self, argv)

@@ -201,10 +201,6 @@ def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     if any(t is not _STAR and not t for t in tokens):
         return _never
 
-    if _STAR not in tokens:
-        whole = _segment_regex(tokens).fullmatch
-        return lambda key: whole(key) is not None
-
     segments: list[list] = [[]]
     for t in tokens:
         if t is _STAR:
@@ -216,18 +212,50 @@ def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     recursing = len(segments) - 1 - (0 if segments[-1] else 1)
     if recursing > _MAX_NESTING:
         return _never
+    return _lazy_matcher([len(g) for g in segments],
+                         lambda: [_segment_regex(g) if g else None for g in segments])
 
-    head, tail, middles = segments[0], segments[-1], segments[1:-1]
-    head_len, tail_len = len(head), len(tail)
-    min_len = max(1, head_len + tail_len + sum(len(m) for m in middles))
-    head_match = _segment_regex(head).match if head else None
-    tail_match = _segment_regex(tail).match if tail else None
-    middle_search = [_segment_regex(m).search for m in middles]
+
+def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
+    if not pattern:
+        return lambda key: not key
+    # Redis's nesting cap, counted before anything is compiled (C scans).
+    stars = len(re.findall(rb"\*+", pattern))
+    if stars - (1 if pattern.endswith(b"*") else 0) > _MAX_NESTING:
+        return _never
+    parts = re.split(rb"\*+", pattern)
+    return _lazy_matcher([len(p) for p in parts],
+                         lambda: [r for r, _ in _plain_segments(pattern, nocase)])
+
+
+def _lazy_matcher(lengths: list, compile_all) -> Callable[[bytes], bool]:
+    """The matcher over fixed-length segments separated by stars.  The
+    regexes are compiled on the first key long enough to match (issue 7: a
+    60 KB pattern costs its compile only if some key could match it; re's
+    own compiler is Python code, one step per regex item)."""
+    state: list = []
+    if len(lengths) == 1:
+        total = lengths[0]
+
+        def whole(key: bytes) -> bool:
+            if len(key) != total:
+                return False
+            if not state:
+                state.append(compile_all()[0].fullmatch)
+            return state[0](key) is not None
+        return whole
+    head_len, tail_len = lengths[0], lengths[-1]
+    min_len = max(1, sum(lengths))
 
     def matcher(key: bytes) -> bool:
         n = len(key)
         if n < min_len:
             return False
+        if not state:
+            regs = compile_all()
+            state.append((regs[0].match if head_len else None, regs[-1].match if tail_len else None,
+                          [r.search for r in regs[1:-1] if r is not None]))
+        head_match, tail_match, middle_search = state[0]
         if head_match is not None and head_match(key) is None:
             return False
         end = n - tail_len
@@ -246,44 +274,6 @@ def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     return matcher
 
 
-def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
-    if not pattern:
-        return lambda key: not key
-    # Redis's nesting cap, counted before anything is compiled (C scans).
-    stars = len(re.findall(rb"\*+", pattern))
-    if stars - (1 if pattern.endswith(b"*") else 0) > _MAX_NESTING:
-        return _never
-    segs = _plain_segments(pattern, nocase)
-    if len(segs) == 1:
-        whole = segs[0][0].fullmatch
-        return lambda key: whole(key) is not None
-    (head, head_len), (tail, tail_len) = segs[0], segs[-1]
-    middles = segs[1:-1]
-    min_len = max(1, head_len + tail_len + sum(n for _, n in middles))
-    head_match = head.match if head is not None else None
-    tail_match = tail.match if tail is not None else None
-    middle_search = [r.search for r, _ in middles if r is not None]
-
-    def matcher(key: bytes) -> bool:
-        n = len(key)
-        if n < min_len:
-            return False
-        if head_match is not None and head_match(key) is None:
-            return False
-        end = n - tail_len
-        if tail_match is not None and tail_match(key, end) is None:
-            return False
-        pos = head_len
-        for search in middle_search:
-            m = search(key, pos, end)
-            if m is None:
-                return False
-            pos = m.end()
-        return True
-
-    return matcher
-
-
 def literal_prefix(pattern: bytes) -> bytes:
     """Bytes every key matching ``pattern`` (case-sensitively) starts with.
 
@@ -291,19 +281,18 @@ def literal_prefix(pattern: bytes) -> bytes:
     ``x``.  Only valid for case-sensitive matching: with nocase a key may
     differ from the prefix in letter case, so callers must not use it then.
     """
-    out = bytearray()
-    n = len(pattern)
-    i = 0
-    while i < n:
-        c = pattern[i]
-        if c in (0x2A, 0x3F, 0x5B):
-            break
-        if c == 0x5C and i + 1 < n:
-            i += 1
-            c = pattern[i]
-        out.append(c)
-        i += 1
-    return bytes(out)
+    # Two C scans, not a Python step per byte (issue 7: PSUBSCRIBE and SCAN
+    # compute this for every pattern, of any length).
+    if b"\\" not in pattern:
+        m = _FIRST_WILD.search(pattern)
+        return pattern if m is None else pattern[:m.start()]
+    lit = _LITERAL_RUN.match(pattern).group()
+    return _UNESCAPE.sub(rb"\1", lit) if b"\\" in lit else lit
+
+
+_LITERAL_RUN = re.compile(rb"(?:[^*?\[\\]|\\.|\\\Z)*", re.DOTALL)
+_UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_FIRST_WILD = re.compile(rb"[*?\[]")
 
 
 def is_match_all(pattern: bytes) -> bool:

@@ -27,7 +27,10 @@ import time
 from collections import deque
 
 
-_perf_ns = time.perf_counter_ns
+# Durations are read from the wall clock (time.time_ns), so that the batch
+# loop's one reading of the instant also starts its first run's timing; a
+# clock step back is clamped to 0.
+_perf_ns = time.time_ns
 
 LATENCY_HISTORY_LEN = 160        # samples kept per event (Redis: 160)
 ERRORSTATS_MAX_TYPES = 128       # distinct error prefixes tracked (Redis: 128)
@@ -78,6 +81,9 @@ class Stats:
 
     def update(self) -> None:
         self.instrumented = bool(self.monitors) or self.slow_us == 0
+        update_lane = getattr(self.server, "update_lane", None)
+        if update_lane is not None:
+            update_lane()       # the fast lane steps aside while instrumented
 
     def reset(self) -> None:
         from .commands import all_commands
@@ -122,7 +128,7 @@ class Stats:
         n = hi - lo
         if cmd is None or n <= 0:
             return t1
-        d = t1 - t0
+        d = t1 - t0 if t1 > t0 else 0
         cmd.calls += n
         cmd.ns += d
         mean = d // n

@@ -24,8 +24,8 @@
 * Cost: while no client tracks, ``Keyspace.on_write`` stays None (one
   attribute check per write) and no client leaves the connection's fast path;
   a tracking client's commands take the gated path.  With default-mode
-  trackers only, ``Keyspace.write_filter`` is the table itself, so a write of
-  a key nobody cached costs one dict lookup and no call.
+  trackers only, ``Keyspace.on_write`` is the table itself (a plain dict),
+  so a write of a key nobody cached costs one dict lookup and no call.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def keys_of(cmd, argv: list) -> list:
 class Tracking:
     def __init__(self, server):
         self.server = server
-        self.table: dict[bytes, set] = {}
+        self.table: dict[bytes, set] = {}   # key -> ids of the clients that cached it
         self.items = 0                      # client ids summed over table (INFO)
         self.prefixes: dict[bytes, _Prefix] = {}
         self.clients = 0                    # clients with tracking ON
@@ -95,7 +95,7 @@ class Tracking:
             st.prefixes = old.prefixes      # re-enabling keeps registered prefixes
         client.tracking = st
         if st.bcast:
-            for p in (prefixes or ([b""] if not st.prefixes else [])):
+            for p in (prefixes or [b""]):     # no PREFIX: every key (Redis adds "" even then)
                 if p in st.prefixes:
                     continue
                 entry = self.prefixes.get(p)

@@ -272,3 +272,26 @@ def test_scripting_is_refused_with_a_reason(server):
     with pytest.raises(redis.ResponseError, match="EVAL is disabled"):   # queue-time: EXECABORT
         tx.execute()
     assert r.get("t") is None
+
+
+@pytest.mark.parametrize("which", [(), ("all",), ("everything",), ("default",), ("commandstats", "cpu")])
+def test_info_sections_like_redis(both, which):
+    ours, theirs = both
+    for c in (ours, theirs):
+        c.cmd("SET", "k", "v", "EX", "100")
+        c.cmd("GET", "k")
+
+    def heads(c):
+        return [line for line in c.cmd("INFO", *which).split(b"\r\n") if line.startswith(b"#")]
+    assert heads(ours) == heads(theirs)
+
+
+def test_role_lists_the_enclave_peers(make_server):
+    from clusterkit import start_mesh, wait_for
+    a, b = start_mesh(make_server, 2)
+    r = a.client()
+    r.set("rk", "v", ex=100)
+    role = wait_for(lambda: (lambda x: x if x[2] and int(x[2][0][2]) > 0 else None)(r.role()),
+                    what="ROLE with b's acknowledgement")
+    assert role[0] == b"master" and role[1] >= 1
+    assert role[2] == [[b"127.0.0.1", str(b.port).encode(), role[2][0][2]]]

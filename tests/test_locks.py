@@ -72,3 +72,38 @@ def test_guard_loses_to_a_concurrent_writer(server):
         with pytest.raises(WatchError):
             p.execute()
     assert r.get("lock:x") == b"thief"
+
+
+def test_aiocache_redlock_acquires_and_release_says_why(server):
+    import asyncio
+    from aiocache import RedisCache
+    from aiocache.lock import RedLock
+
+    async def go():
+        cache = RedisCache(endpoint="127.0.0.1", port=server.port)
+        try:
+            with pytest.raises(redis.ResponseError, match="^EVAL is disabled: REPRAM runs no"):
+                async with RedLock(cache, "job", lease=5):
+                    assert server.client().exists("job-lock")      # held: SET NX EX
+            return server.client().pttl("job-lock")                # released only by its TTL
+        finally:
+            await cache.close()
+    assert 0 < asyncio.run(go()) <= 5000
+
+
+def test_django_session_ttl_needs_max_ttl(make_server):
+    """Django's cache session backend stores a session for SESSION_COOKIE_AGE
+    (two weeks): refused under the default max-ttl, stored with --max-ttl."""
+    from django.conf import global_settings, settings
+    if not settings.configured:
+        settings.configure()
+    from django.core.cache.backends.redis import RedisCache
+    age = global_settings.SESSION_COOKIE_AGE
+    assert age == 1209600
+    default = make_server()
+    with pytest.raises(redis.ResponseError, match="TTL above max-ttl"):
+        RedisCache("redis://127.0.0.1:%d" % default.port, {}).set("session", {"u": 1}, timeout=age)
+    roomy = make_server("--max-ttl", str(age))
+    cache = RedisCache("redis://127.0.0.1:%d" % roomy.port, {})
+    cache.set("session", {"u": 1}, timeout=age)
+    assert cache.get("session") == {"u": 1}

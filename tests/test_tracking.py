@@ -173,6 +173,8 @@ def bcast(s: Conns):
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "new:", "PREFIX", "new:x")
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "task:")
     s.do("r", "CLIENT", "TRACKINGINFO")
+    s.do("r", "CLIENT", "TRACKING", "ON", "BCAST")        # adds "" beside the prefixes
+    s.do("r", "CLIENT", "TRACKINGINFO")
     s.do("r", "CLIENT", "TRACKING", "ON")
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "OPTIN")
     s.do("all", "CLIENT", "TRACKING", "OFF")
@@ -315,3 +317,16 @@ def test_client_list_shows_tracking(server):
     assert r.execute_command("CLIENT", "TRACKING", "OFF")
     info = r.client_info()
     assert info["flags"] == "N" and info["redir"] == "-1"
+
+
+def test_http_put_invalidates(make_server):
+    from httpkit import http_port, req
+    s = make_server("--http-port", "-1")
+    c = Raw(s.port)
+    assert c.cmd("HELLO", "3").startswith(b"%")
+    assert c.cmd("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+    assert c.cmd("GET", "doc") == b"_\r\n"
+    st, _, _ = req(http_port(s), "PUT", "/v1/data/doc", body=b"from-http", headers={"X-TTL": "60"})
+    assert st == 201
+    assert c.read() == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\ndoc\r\n"
+    assert c.cmd("GET", "doc") == b"$9\r\nfrom-http\r\n"

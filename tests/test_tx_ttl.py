@@ -118,3 +118,12 @@ def test_the_write_replicates_once_with_the_final_ttl(make_server):
     assert ra.wait(1, 2000) == 1
     assert rb.ttl("k1") == 500 and rb.ttl("k2") == 700
     assert stats["writes_received"] - before == 2       # one PUT per key, with its final TTL
+
+
+def test_commandstats_count_the_expire(server):
+    r = server.client()
+    p = r.pipeline()
+    p.set("s", "1", ex=10)
+    p.expire("s", 20)
+    assert p.execute() == [True, True]
+    assert r.info("commandstats")["cmdstat_expire"]["calls"] == 1

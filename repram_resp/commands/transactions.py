@@ -84,6 +84,7 @@ def _exec_with_ttls(client, queued) -> list:
     for i, (cmd, argv) in enumerate(queued):
         x = expires.get(i)
         if x is not None:
+            cmd.calls += 1          # answered here, not through client.run
             if x.__class__ is bytes:
                 replies.append(x)
             elif x[1] in applied.get(x[0], ()):
