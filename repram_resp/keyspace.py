@@ -68,7 +68,7 @@ from typing import Callable
 from sortedcontainers import SortedList
 
 from .clock import HLC, LOGICAL_BITS
-from .glob import compile_glob, is_match_all, literal_prefix
+from .glob import CACHE_PATTERN_MAX_BYTES, compile_glob, is_match_all, literal_prefix
 
 BUCKET_SHIFT = 4                     # 16 ms buckets: well inside the 50 ms reclaim target
 BUCKET_MS = 1 << BUCKET_SHIFT
@@ -536,6 +536,8 @@ class Keyspace:
     # -- listing -------------------------------------------------------------
 
     def _matcher(self, pattern: bytes):
+        if len(pattern) > CACHE_PATTERN_MAX_BYTES:
+            return compile_glob(pattern)    # issue 7: caches stay bounded in bytes
         m = self._glob_cache.get(pattern)
         if m is None:
             if len(self._glob_cache) > 256:
