@@ -3,14 +3,23 @@
 
 Run from the repo root:
 
-    python benchmarks/throughput.py            # full run (a few minutes)
-    python benchmarks/throughput.py --quick    # smoke test (< 30 s)
+    python benchmarks/throughput.py            # full run (~5 minutes)
+    python benchmarks/throughput.py --quick    # smoke test (~1 minute)
 
-Both servers are started once on free loopback ports, pinned to CPU 0; the
-load generator (redis-benchmark, one thread) is pinned to CPU 1.  For every
-(workload, pipeline) cell the runs alternate redis, ours, redis, ours, ...;
-the report gives medians and the ours/redis ratio of median ops/s, plus the
-server CPU time per operation sampled from /proc/<pid>/stat.
+All servers are started once on free loopback ports, pinned to CPU 0; the
+load generator (redis-benchmark, one thread) is pinned to CPU 1.  Servers:
+``redis``; ``ours`` (the fast lane on, if built); ``ours-nolane`` (the same
+code with REPRAM_NO_EXTENSIONS=1: the pure-Python path); and feature variants
+of ``ours`` that run only the feature cells (SET/GET at -P 16) and are
+reported as ratios to ``ours``: ``ours+notify`` (notify-keyspace-events KEA)
+and ``ours+tracking`` (one connection with CLIENT TRACKING ON held open;
+reported n/a while the server refuses CLIENT TRACKING).  For every cell the
+runs alternate between the servers; the report gives medians, the ratio to
+redis of median ops/s, and the server CPU time per operation sampled from
+/proc/<pid>/stat.
+
+Cells (workload / -P / clients): SET EX and GET at -P 1 and -P 16; MGET of
+10 keys; SET of 1 KB and 64 KB values; GET with 1,000 connections.
 
 See benchmarks/README.md for details and caveats.  stdlib only.
 """
@@ -22,6 +31,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +49,8 @@ from harness import (  # noqa: E402
     BenchmarkError,
     RespError,
     ServerProcess,
+    encode_command,
+    info_fields,
     install_sigterm_handler,
     machine_facts,
     median,
@@ -52,18 +64,62 @@ from harness import (  # noqa: E402
     wait_for_quiet,
 )
 
-# Workloads are run as redis-benchmark "arbitrary commands" (not -t).
+# Workloads are run as redis-benchmark "arbitrary commands" (not -t).  Each
+# __rand_int__ is replaced by its own random number in [0, -r).
 WORKLOADS: dict[str, list[str]] = {
     "SET": ["SET", "key:__rand_int__", "v", "EX", "60"],
     "GET": ["GET", "key:__rand_int__"],
+    "MGET10": ["MGET"] + ["key:__rand_int__"] * 10,
+    "SET1K": ["SET", "k1k:__rand_int__", "x" * 1024, "EX", "60"],
+    "SET64K": ["SET", "k64k:__rand_int__", "x" * 65536, "EX", "60"],
 }
-# Requests per run at --requests-scale 1 (aimed at ~2-5 s per run).
-BASE_REQUESTS = {1: 200_000, 16: 1_000_000}
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: str
+    pipeline: int
+    clients: int
+    requests: int      # at --requests-scale 1 (aimed at ~1-3 s against redis)
+    keyspace: int | None = None   # -r; None = --keyspace
+
+    @property
+    def id(self) -> str:
+        return f"{self.workload}/P{self.pipeline}" + (f"/c{self.clients}" if self.clients != 50 else "")
+
+
+CELLS = [
+    Cell("SET", 1, 50, 200_000), Cell("GET", 1, 50, 200_000),
+    Cell("SET", 16, 50, 1_000_000), Cell("GET", 16, 50, 1_000_000),
+    Cell("MGET10", 16, 50, 300_000),
+    Cell("SET1K", 16, 50, 300_000),
+    Cell("SET64K", 1, 50, 20_000, keyspace=1000),     # 1,000 keys x 64 KB = 64 MB per server
+    Cell("GET", 1, 1000, 200_000),
+]
+FEATURE_CELLS = ("SET/P16", "GET/P16")
 QUICK_SCALE = 0.1
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    env: tuple = ()          # extra environment for the server
+    args: tuple = ()         # extra server arguments
+    hold: tuple = ()         # commands sent on a connection kept open during the runs
+    feature_only: bool = False
+
+
+VARIANTS = {
+    "redis": Variant("redis"),
+    "ours": Variant("ours"),
+    "ours-nolane": Variant("ours-nolane", env=(("REPRAM_NO_EXTENSIONS", "1"),)),
+    "ours+notify": Variant("ours+notify", args=("--notify-keyspace-events", "KEA"), feature_only=True),
+    "ours+tracking": Variant("ours+tracking", hold=(("CLIENT", "TRACKING", "ON"),), feature_only=True),
+}
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
 DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --event-loop {loop}"
-SERVER_ORDER = ("redis", "ours")  # alternation order within every cell
+SERVER_ORDER = ("redis", "ours")  # the two every ratio is about
 
 
 def _default_loop() -> str:
@@ -84,6 +140,16 @@ def _int_list(text: str) -> list[int]:
     return vals
 
 
+def _name_list(choices):
+    def parse(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {bad}; choose from {','.join(choices)}")
+        return names
+    return parse
+
+
 def _workload_list(text: str) -> list[str]:
     names = [x.strip().upper() for x in text.split(",") if x.strip()]
     bad = [n for n in names if n not in WORKLOADS]
@@ -94,21 +160,24 @@ def _workload_list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Compare repram-resp against redis-server with redis-benchmark "
-                    "(SET/GET, -c 50, -P 1 and 16), alternating the servers run by run.",
+        description="Compare repram-resp (fast lane on and off, feature variants) against redis-server "
+                    "with redis-benchmark, alternating the servers run by run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke test: 1 run per server and cell, --requests-scale {QUICK_SCALE} "
                          "(explicit --runs/--requests-scale still win)")
     ap.add_argument("--runs", type=int, default=None,
-                    help="runs per server per (workload, pipeline) cell [default: 3, --quick: 1]")
+                    help="runs per server per cell [default: 3, --quick: 1]")
     ap.add_argument("--requests-scale", type=float, default=None,
-                    help="multiplier for -n; base is 200000 at -P 1 and 1000000 at -P >1 "
-                         f"[default: 1.0, --quick: {QUICK_SCALE}]")
-    ap.add_argument("--pipelines", type=_int_list, default=[1, 16], metavar="P[,P...]",
-                    help="redis-benchmark -P values")
-    ap.add_argument("--workloads", type=_workload_list, default=list(WORKLOADS), metavar="W[,W...]",
-                    help="workloads to run, from: " + ",".join(WORKLOADS))
+                    help=f"multiplier for every cell's -n [default: 1.0, --quick: {QUICK_SCALE}]")
+    ap.add_argument("--cells", type=_name_list([c.id for c in CELLS]), default=[c.id for c in CELLS],
+                    metavar="ID[,ID...]", help="cells to run, from: " + ",".join(c.id for c in CELLS))
+    ap.add_argument("--pipelines", type=_int_list, default=None, metavar="P[,P...]",
+                    help="only cells with these -P values")
+    ap.add_argument("--workloads", type=_workload_list, default=None, metavar="W[,W...]",
+                    help="only cells of these workloads, from: " + ",".join(WORKLOADS))
+    ap.add_argument("--variants", type=_name_list(list(VARIANTS)), default=list(VARIANTS), metavar="V[,V...]",
+                    help="servers to run (redis and ours are always run), from: " + ",".join(VARIANTS))
     ap.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
     ap.add_argument("--keyspace", type=int, default=100_000, help="redis-benchmark -r")
     ap.add_argument("--server-cmd", default=DEFAULT_OURS_CMD, metavar="TEMPLATE",
@@ -142,6 +211,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json-out", metavar="FILE", default=None, help="write raw per-run data as JSON")
     args = ap.parse_args(argv)
 
+    cells = [c for c in CELLS if c.id in args.cells
+             and (args.pipelines is None or c.pipeline in args.pipelines)
+             and (args.workloads is None or c.workload in args.workloads)]
+    if not cells:
+        ap.error("no cell left after --cells/--pipelines/--workloads")
+    args.cell_list = cells
+    args.variant_list = [VARIANTS[n] for n in VARIANTS if n in SERVER_ORDER or n in args.variants]
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     if args.requests_scale is None:
@@ -162,15 +238,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def requests_for(pipeline: int, scale: float) -> int:
-    base = BASE_REQUESTS.get(pipeline, BASE_REQUESTS[1] if pipeline == 1 else BASE_REQUESTS[16])
-    return max(1000, int(round(base * scale)))
+def requests_for(cell: Cell, scale: float) -> int:
+    return max(1000, int(round(cell.requests * scale)))
 
 
 @dataclass
 class Run:
+    cell: str
     workload: str
     pipeline: int
+    clients: int
     run: int
     server: str
     requests: int
@@ -209,11 +286,12 @@ def _safe_cpu(srv: ServerProcess) -> float | None:
         return None
 
 
-def run_one(args: argparse.Namespace, servers: dict[str, ServerProcess], workload: str,
-            pipeline: int, run_idx: int, name: str) -> Run:
+def run_one(args: argparse.Namespace, servers: dict[str, ServerProcess], cell: Cell, run_idx: int,
+            name: str) -> Run:
     srv = servers[name]
-    n = requests_for(pipeline, args.requests_scale)
-    rec = Run(workload=workload, pipeline=pipeline, run=run_idx + 1, server=name, requests=n)
+    n = requests_for(cell, args.requests_scale)
+    rec = Run(cell=cell.id, workload=cell.workload, pipeline=cell.pipeline, clients=cell.clients,
+              run=run_idx + 1, server=name, requests=n)
     if not srv.alive():
         rec.error = f"server not running (exit code {srv.popen.returncode})"
         return rec
@@ -226,12 +304,12 @@ def run_one(args: argparse.Namespace, servers: dict[str, ServerProcess], workloa
     others_before = process_cpu_snapshot(exclude)
     before = {k: _safe_cpu(s) for k, s in servers.items()}
     try:
-        res = run_redis_benchmark(srv.port, WORKLOADS[workload], requests=n, clients=args.clients,
-                                  pipeline=pipeline, keyspace=args.keyspace, threads=1,
+        res = run_redis_benchmark(srv.port, WORKLOADS[cell.workload], requests=n, clients=cell.clients,
+                                  pipeline=cell.pipeline, keyspace=cell.keyspace or args.keyspace, threads=1,
                                   cpus=args.client_cpu, binary=args.redis_benchmark,
                                   timeout=args.run_timeout)
     except BenchmarkError as e:
-        rec.error = str(e).splitlines()[0] + " | " + " ".join(str(e).splitlines()[1:])[:300]
+        rec.error = str(e).splitlines()[0][:300] + " | " + " ".join(str(e).splitlines()[1:])[:300]
         if not srv.alive():
             rec.error += f" | server died (exit {srv.popen.returncode}); log tail: {srv.log_tail(500)!r}"
         return rec
@@ -267,36 +345,55 @@ def _fmt_cpu(x: float | None) -> str:
     return "FAIL" if x is None else f"{x:.2f}"
 
 
+def _fmt_ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _servers_for(args, cell_id: str) -> list[str]:
+    return [v.name for v in args.variant_list if not v.feature_only or cell_id in FEATURE_CELLS]
+
+
 def summarize(args: argparse.Namespace, runs: list[Run]) -> list[dict]:
     cells = []
-    for p in args.pipelines:
-        for w in args.workloads:
-            cell: dict = {"workload": w, "pipeline": p, "requests": requests_for(p, args.requests_scale)}
-            for name in SERVER_ORDER:
-                ok = [r for r in runs if r.workload == w and r.pipeline == p and r.server == name and r.ok]
-                if not ok:
-                    cell[name] = None
-                    continue
-                rps = [r.rps for r in ok]
-                cell[name] = {
-                    "n_ok": len(ok),
-                    "rps": median(rps),
-                    "rps_spread": (max(rps) - min(rps)) / median(rps) if median(rps) else 0.0,
-                    "p50_ms": median(r.p50_ms for r in ok),
-                    "p99_ms": median(r.p99_ms for r in ok),
-                    "cpu_us_per_op": median(r.cpu_us_per_op for r in ok),
-                    "server_util": median(r.server_util for r in ok),
-                    "client_util": median(r.client_util for r in ok),
-                }
-            r, o = cell["redis"], cell["ours"]
-            cell["ratio"] = (o["rps"] / r["rps"]) if (r and o and r["rps"]) else None
-            cells.append(cell)
+    for c in args.cell_list:
+        cell: dict = {"cell": c.id, "workload": c.workload, "pipeline": c.pipeline, "clients": c.clients,
+                      "requests": requests_for(c, args.requests_scale)}
+        for name in _servers_for(args, c.id):
+            ok = [r for r in runs if r.cell == c.id and r.server == name and r.ok]
+            if not ok:
+                cell[name] = None
+                continue
+            rps = [r.rps for r in ok]
+            cell[name] = {
+                "n_ok": len(ok),
+                "rps": median(rps),
+                "rps_spread": (max(rps) - min(rps)) / median(rps) if median(rps) else 0.0,
+                "p50_ms": median(r.p50_ms for r in ok),
+                "p99_ms": median(r.p99_ms for r in ok),
+                "cpu_us_per_op": median(r.cpu_us_per_op for r in ok),
+                "server_util": median(r.server_util for r in ok),
+                "client_util": median(r.client_util for r in ok),
+            }
+        r = cell.get("redis")
+        for name in _servers_for(args, c.id):
+            o = cell.get(name)
+            cell["ratio_" + name] = (o["rps"] / r["rps"]) if (r and o and r["rps"]) else None
+        cell["ratio"] = cell.get("ratio_ours")
+        cells.append(cell)
     return cells
+
+
+def _label(c: dict) -> str:
+    cmd = WORKLOADS[c["workload"]]
+    text = " ".join(a if len(a) <= 20 else f"<{len(a)} bytes>" for a in cmd)
+    if c["workload"] == "MGET10":
+        text = "MGET key:__rand_int__ ×10"
+    return f"`{text}`" + (f" ({c['clients']} connections)" if c["clients"] != 50 else "")
 
 
 def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], servers_info: dict,
                     runs: list[Run], cells: list[dict], started: float, finished: float) -> str:
-    g = lambda c, s, k: (c[s][k] if c[s] else None)  # noqa: E731
+    g = lambda c, s, k: (c[s][k] if c.get(s) else None)  # noqa: E731
     out = []
     out.append(f"## Throughput: repram-resp vs redis-server ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}"
                f"{', quick' if args.quick else ''})")
@@ -308,47 +405,77 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     out.append(repro)
     out.append("```")
     out.append("")
-    out.append("| Workload | -P | redis ops/s | ours ops/s | ours/redis | redis p50 / p99 ms | ours p50 / p99 ms "
-               "| redis CPU µs/op | ours CPU µs/op |")
-    out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    has_nolane = any(v.name == "ours-nolane" for v in args.variant_list)
+    head = ("| Workload | -P | redis ops/s | ours ops/s | **ours/redis** | redis p50 / p99 ms | ours p50 / p99 ms "
+            "| redis CPU µs/op | ours CPU µs/op |")
+    rule = "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+    if has_nolane:
+        head += " lane off ops/s | **lane off/redis** | lane off CPU µs/op |"
+        rule += "--:|--:|--:|"
+    out += [head, rule]
     for c in cells:
-        ratio = "n/a" if c["ratio"] is None else f"{c['ratio']:.2f}"
-        out.append(f"| `{' '.join(WORKLOADS[c['workload']])}` | {c['pipeline']} "
-                   f"| {_fmt_int(g(c, 'redis', 'rps'))} | {_fmt_int(g(c, 'ours', 'rps'))} | {ratio} "
-                   f"| {_fmt_lat(g(c, 'redis', 'p50_ms'), g(c, 'redis', 'p99_ms'))} "
-                   f"| {_fmt_lat(g(c, 'ours', 'p50_ms'), g(c, 'ours', 'p99_ms'))} "
-                   f"| {_fmt_cpu(g(c, 'redis', 'cpu_us_per_op'))} | {_fmt_cpu(g(c, 'ours', 'cpu_us_per_op'))} |")
+        line = (f"| {_label(c)} | {c['pipeline']} "
+                f"| {_fmt_int(g(c, 'redis', 'rps'))} | {_fmt_int(g(c, 'ours', 'rps'))} | **{_fmt_ratio(c['ratio'])}** "
+                f"| {_fmt_lat(g(c, 'redis', 'p50_ms'), g(c, 'redis', 'p99_ms'))} "
+                f"| {_fmt_lat(g(c, 'ours', 'p50_ms'), g(c, 'ours', 'p99_ms'))} "
+                f"| {_fmt_cpu(g(c, 'redis', 'cpu_us_per_op'))} | {_fmt_cpu(g(c, 'ours', 'cpu_us_per_op'))} |")
+        if has_nolane:
+            line += (f" {_fmt_int(g(c, 'ours-nolane', 'rps'))} | **{_fmt_ratio(c.get('ratio_ours-nolane'))}** "
+                     f"| {_fmt_cpu(g(c, 'ours-nolane', 'cpu_us_per_op'))} |")
+        out.append(line)
     out.append("")
-    reqs = ", ".join(f"-P {p}: -n {requests_for(p, args.requests_scale)}" for p in args.pipelines)
+    features = [v.name for v in args.variant_list if v.feature_only]
+    if features:
+        out.append("Cost of features on the hot path (same cells, ratio to `ours` with the feature off; "
+                   "ops/s ratio < 1 and CPU ratio > 1 mean the feature costs):")
+        out.append("")
+        out.append("| Feature variant | Workload | -P | ops/s | ops/s / ours | CPU µs/op | CPU / ours |")
+        out.append("|---|---|--:|--:|--:|--:|--:|")
+        for f in features:
+            for c in cells:
+                if c["cell"] not in FEATURE_CELLS:
+                    continue
+                fo, base = c.get(f), c.get("ours")
+                why = servers_info.get(f, {}).get("unavailable")
+                if fo is None:
+                    out.append(f"| {f} | {_label(c)} | {c['pipeline']} | n/a{(' (' + why + ')') if why else ''} | | | |")
+                    continue
+                rr = fo["rps"] / base["rps"] if base and base["rps"] else None
+                cr = fo["cpu_us_per_op"] / base["cpu_us_per_op"] if base and base["cpu_us_per_op"] else None
+                out.append(f"| {f} | {_label(c)} | {c['pipeline']} | {_fmt_int(fo['rps'])} | {_fmt_ratio(rr)} "
+                           f"| {_fmt_cpu(fo['cpu_us_per_op'])} | {_fmt_ratio(cr)} |")
+        out.append("")
+    reqs = ", ".join(f"{c.id}: -n {requests_for(c, args.requests_scale)}" for c in args.cell_list)
     pin = ("unpinned" if args.server_cpu is None
            else f"servers pinned with `taskset -c {args.server_cpu}`, redis-benchmark with `taskset -c {args.client_cpu}`")
-    out.append(f"Medians of {args.runs} run(s) per server and cell; runs alternate redis, ours, redis, ours, ... "
-               f"with both servers kept running for the whole benchmark (SET runs populate the keys that GET reads; "
+    out.append(f"Medians of {args.runs} run(s) per server and cell; within a cell the runs alternate between the "
+               f"servers, which all stay up for the whole benchmark (SET runs populate the keys that GET and MGET read; "
                f"{'an unmeasured warm-up SET run per server first' if not args.no_warmup else 'no warm-up'}). "
-               f"`redis-benchmark --threads 1 -c {args.clients} -r {args.keyspace}`, {reqs}; {pin}. "
+               f"`redis-benchmark --threads 1 -c <clients> -r {args.keyspace}` (64 KB values: -r 1000), {reqs}; {pin}. "
+               f"`ours` runs the compiled fast lane when it is built (see `repram_fast_lane` in the facts), "
+               f"`ours-nolane` the same code with REPRAM_NO_EXTENSIONS=1. "
                f"Latencies are redis-benchmark's (ms); CPU µs/op = server utime+stime delta (/proc/<pid>/stat) "
-               f"/ requests.")
+               f"/ requests (for MGET: per MGET of 10 keys).")
     out.append("")
-    # Caveats computed from the data.
     notes = []
     for c in cells:
-        for name in SERVER_ORDER:
-            s = c[name]
-            label = f"{c['workload']} -P {c['pipeline']} {name}"
+        for name in _servers_for(args, c['cell']):
+            s = c.get(name)
+            label = f"{c['cell']} {name}"
             if s is None:
-                notes.append(f"{label}: all runs failed (see per-run data)")
+                if not servers_info.get(name, {}).get("unavailable"):
+                    notes.append(f"{label}: all runs failed (see per-run data)")
                 continue
             if s["n_ok"] > 1 and s["rps_spread"] > 0.10:
                 notes.append(f"{label}: noisy, ops/s spread (max-min)/median = {s['rps_spread']:.0%}")
             if s["client_util"] > 0.90:
                 notes.append(f"{label}: redis-benchmark used {s['client_util']:.0%} of its CPU "
                              f"(server at {s['server_util']:.0%}) -- likely client-bound, ops/s is a lower bound")
-    # Ignore single-tick blips: /proc CPU times have 1/CLK_TCK (usually 10 ms) resolution.
-    idle = [r for r in runs if r.ok and r.wall_s and r.idle_server_cpu_s / r.wall_s > 0.01
+    idle = [r for r in runs if r.ok and r.wall_s and r.idle_server_cpu_s / r.wall_s > 0.01 * max(1, len(servers_info) - 3)
             and r.idle_server_cpu_s > 2 / CLK_TCK]
     if idle:
-        notes.append(f"{len(idle)} run(s) where the idle server used >1% CPU meanwhile "
-                     f"(max {max(r.idle_server_cpu_s / r.wall_s for r in idle):.1%})")
+        notes.append(f"{len(idle)} run(s) where the idle servers used >1% CPU each meanwhile "
+                     f"(max {max(r.idle_server_cpu_s / r.wall_s for r in idle):.1%} in total)")
     busy = [r for r in runs if r.ok and r.other_util > 0.05]
     if busy:
         notes.append(f"{len(busy)} run(s) where other processes on the machine used >5% of a CPU meanwhile "
@@ -357,6 +484,9 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     failed = [r for r in runs if not r.ok]
     if failed:
         notes.append(f"{len(failed)} failed run(s), see per-run data")
+    for name, info in servers_info.items():
+        if isinstance(info, dict) and info.get("unavailable"):
+            notes.append(f"{name} not measured: {info['unavailable']}")
     if notes:
         out.append("Notes:")
         out.append("")
@@ -367,10 +497,15 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     for k, v in facts:
         out.append(f"- {k}: `{v}`")
     out.append(f"- event loop (ours): `{servers_info['loop']}`")
-    for name in SERVER_ORDER:
-        info = servers_info[name]
-        out.append(f"- {name} command: `{info['command']}`")
-        out.append(f"- {name} at end: RSS {info['rss_mib']}, DBSIZE {info['dbsize']}")
+    for v in args.variant_list:
+        info = servers_info.get(v.name)
+        if not info:
+            continue
+        out.append(f"- {v.name} command: `{info.get('command', 'n/a')}`"
+                   + (f" (env {' '.join(k + '=' + x for k, x in v.env)})" if v.env else "")
+                   + (f"; held connection: {' / '.join(' '.join(h) for h in v.hold)}" if v.hold else ""))
+        out.append(f"- {v.name} at end: RSS {info.get('rss_mib', 'n/a')}, DBSIZE {info.get('dbsize', 'n/a')}"
+                   + (f", repram_fast_lane {info['lane']}" if info.get("lane") else ""))
     out.append(f"- total benchmark time: {finished - started:.0f} s")
     if servers_info.get("steal"):
         out.append("- hypervisor steal during benchmark: "
@@ -378,20 +513,34 @@ def render_markdown(args: argparse.Namespace, facts: list[tuple[str, str]], serv
     out.append("")
     out.append("<details><summary>Per-run data</summary>")
     out.append("")
-    out.append("| # | Workload | -P | run | server | ops/s | p50 ms | p99 ms | CPU µs/op | server CPU % | client CPU % | other CPU % | wall s |")
-    out.append("|--:|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    out.append("| # | Cell | run | server | ops/s | p50 ms | p99 ms | CPU µs/op | server CPU % | client CPU % | other CPU % | wall s |")
+    out.append("|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for i, r in enumerate(runs, 1):
         if r.ok:
-            out.append(f"| {i} | {r.workload} | {r.pipeline} | {r.run} | {r.server} | {r.rps:,.0f} | {r.p50_ms:.3f} "
+            out.append(f"| {i} | {r.cell} | {r.run} | {r.server} | {r.rps:,.0f} | {r.p50_ms:.3f} "
                        f"| {r.p99_ms:.3f} | {r.cpu_us_per_op:.2f} | {r.server_util:.0%} | {r.client_util:.0%} "
                        f"| {r.other_util:.0%} | {r.wall_s:.2f} |")
         else:
             err = r.error.replace("|", "\\|").replace("\n", " ")[:300]
-            out.append(f"| {i} | {r.workload} | {r.pipeline} | {r.run} | {r.server} | FAIL: {err} | | | | | | | |")
+            out.append(f"| {i} | {r.cell} | {r.run} | {r.server} | FAIL: {err} | | | | | | | |")
     out.append("")
     out.append("</details>")
     out.append("")
     return "\n".join(out)
+
+
+def _hold(srv: ServerProcess, commands) -> tuple[socket.socket | None, str]:
+    """Open a connection, send the commands, keep it open.  Returns (socket,
+    "") or (None, why) when the server refuses one of them."""
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    f = sock.makefile("rb")
+    for cmd in commands:
+        sock.sendall(encode_command(*cmd))
+        line = f.readline()
+        if line.startswith(b"-"):
+            sock.close()
+            return None, f"{' '.join(cmd)} -> {line.decode(errors='replace').strip()}"
+    return sock, ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,32 +553,50 @@ def main(argv: list[str] | None = None) -> int:
         log(f"warning: --loop {args.loop} ignored: --server-cmd has no {{loop}} placeholder")
 
     servers: dict[str, ServerProcess] = {}
+    held: list = []
     runs: list[Run] = []
     servers_info: dict = {"loop": loop_desc}
     ticks_before = system_cpu_ticks()
     try:
-        for name, tmpl in (("redis", args.redis_cmd), ("ours", args.server_cmd)):
-            srv = start_server(tmpl, name=name, cpus=args.server_cpu, ready_timeout=args.ready_timeout,
-                               log_dir=args.log_dir, subst={"loop": args.loop})
-            servers[name] = srv
-            log(f"started {name}: pid {srv.pid}, port {srv.port}, ready after {srv.ready_seconds * 1000:.0f} ms: "
+        for v in args.variant_list:
+            tmpl = args.redis_cmd if v.name == "redis" else args.server_cmd
+            if v.args:
+                tmpl = tmpl + " " + shlex.join(v.args)
+            srv = start_server(tmpl, name=v.name, cpus=args.server_cpu, ready_timeout=args.ready_timeout,
+                               log_dir=args.log_dir, subst={"loop": args.loop},
+                               env=dict(os.environ, **dict(v.env)) if v.env else None)
+            servers[v.name] = srv
+            servers_info[v.name] = {"command": srv.command_line}
+            log(f"started {v.name}: pid {srv.pid}, port {srv.port}, ready after {srv.ready_seconds * 1000:.0f} ms: "
                 f"{srv.command_line}")
-        for srv in servers.values():
+            if v.hold:
+                sock, why = _hold(srv, v.hold)
+                if sock is None:
+                    servers_info[v.name]["unavailable"] = f"the server refused {why}"
+                    log(f"{v.name}: not measured: {why}")
+                else:
+                    held.append(sock)
+        for name, srv in servers.items():
             probe(srv)
+            if name != "redis":
+                lane = info_fields(srv.port, "server").get("repram_fast_lane", "n/a")
+                servers_info[name]["lane"] = lane
+                log(f"{name}: repram_fast_lane:{lane}")
+        active = [v.name for v in args.variant_list if not servers_info[v.name].get("unavailable")]
         if not args.no_warmup:
             n = max(1000, int(round(args.keyspace * args.requests_scale)))
-            for name in SERVER_ORDER:
+            for name in active:
                 log(f"warm-up {name}: SET -P 16 -n {n}")
-                run_redis_benchmark(servers[name].port, WORKLOADS["SET"], requests=n, clients=args.clients,
+                run_redis_benchmark(servers[name].port, WORKLOADS["SET"], requests=n, clients=50,
                                     pipeline=16, keyspace=args.keyspace, cpus=args.client_cpu,
                                     binary=args.redis_benchmark, timeout=args.run_timeout)
 
-        plan = [(w, p, i, name) for p in args.pipelines for i in range(args.runs)
-                for w in args.workloads for name in SERVER_ORDER]
-        for k, (w, p, i, name) in enumerate(plan, 1):
-            rec = run_one(args, servers, w, p, i, name)
+        plan = [(c, i, name) for c in args.cell_list for i in range(args.runs)
+                for name in _servers_for(args, c.id) if name in active]
+        for k, (c, i, name) in enumerate(plan, 1):
+            rec = run_one(args, servers, c, i, name)
             runs.append(rec)
-            head = f"[{k}/{len(plan)}] {w} -P {p} run {i + 1}/{args.runs} {name:5}"
+            head = f"[{k}/{len(plan)}] {c.id} run {i + 1}/{args.runs} {name:13}"
             if rec.ok:
                 log(f"{head}: {rec.rps:>11,.0f} ops/s  p50 {rec.p50_ms:.3f}  p99 {rec.p99_ms:.3f} ms  "
                     f"cpu {rec.cpu_us_per_op:.2f} us/op  (server {rec.server_util:.0%}, "
@@ -437,9 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 log(f"{head}: FAILED: {rec.error}")
 
-        for name in SERVER_ORDER:
-            srv = servers[name]
-            info = {"command": srv.command_line, "rss_mib": "n/a", "dbsize": "n/a"}
+        for name, srv in servers.items():
+            info = servers_info[name]
             if srv.alive():
                 try:
                     info["rss_mib"] = f"{srv.rss_bytes() / 2**20:.1f} MiB"
@@ -449,9 +615,10 @@ def main(argv: list[str] | None = None) -> int:
                     info["dbsize"] = str(srv.command("DBSIZE"))
                 except (OSError, RespError, ValueError) as e:
                     info["dbsize"] = f"n/a ({e})"
-            servers_info[name] = info
         servers_info["steal"] = steal_fraction(ticks_before, system_cpu_ticks())
     finally:
+        for sock in held:
+            sock.close()
         for srv in servers.values():
             rc = srv.stop(keep_log=bool(args.log_dir))
             log(f"stopped {srv.name} (pid {srv.pid}, exit code {rc})")
@@ -469,7 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"markdown {'appended' if args.markdown_mode == 'append' else 'written'} to {args.markdown_out}")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"facts": dict(facts), "args": {k: v for k, v in vars(args).items()},
+            json.dump({"facts": dict(facts), "args": {k: (v if not isinstance(v, list) or not v or isinstance(v[0], (str, int))
+                                                          else [asdict(x) for x in v])
+                                                      for k, v in vars(args).items()},
                        "servers": servers_info, "cells": cells, "runs": [asdict(r) for r in runs],
                        "started": started, "finished": finished}, f, indent=2)
         log(f"raw data written to {args.json_out}")

@@ -35,7 +35,7 @@ from time import time_ns as _perf_ns   # command timing (see introspect.py on th
 
 from .clock import wall_ms
 
-from . import errors
+from . import errors, lane
 from .commands import TABLE, find, lookup_error
 from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
@@ -43,6 +43,7 @@ from .protocol import QUEUED, RESP2, RequestParser, encode_error
 log = logging.getLogger("repram.client")
 
 _TABLE_GET = TABLE.get
+_LANE = lane.execute
 _GATE_PASS = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
 _SUBSCRIBED_OK = frozenset({"subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping",
                             "quit", "reset", "ssubscribe", "sunsubscribe"})
@@ -99,6 +100,7 @@ class Client(asyncio.Protocol):
         self._blocked_batch = None
         self._push_buf: list = []   # pushes waiting for the end of this loop turn
         self._push_bytes = 0
+        self._lane_ran = 0       # commands the fast lane ran of a read it handed on
         self._turn = None        # call_soon handle of this client's next turn (budget spent)
         self.in_exec = False     # True while EXEC runs its queue (no blocking)
         self.write_offset = 0    # replication: stream offset of this client's last write
@@ -164,9 +166,23 @@ class Client(asyncio.Protocol):
             self.parser.buffer(data)
             return
         cfg = self.server.config
-        cmds = self.parser.feed(data, cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+        if not self.authenticated and self.parser.pending_bytes == 0:
+            self._unauth_out = 0        # it waited for its replies
+        spent = 0
+        if self.server.lane_ok:
+            # The fast lane runs the plain GET/SET prefix of this read within
+            # this turn's budget and returns the rest (None: nothing left for
+            # this turn); see lane.py.
+            rest = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES, cfg.client_turn_max_commands,
+                         cfg.client_turn_max_bytes)
+            if rest is None:
+                return
+            if rest is not data:
+                spent = self._lane_ran      # commands of this turn's budget it used
+                data = rest
+        cmds = self.parser.feed(data, cfg.client_turn_max_commands - spent, cfg.client_turn_max_bytes)
         self.server.stat_commands += len(cmds)
-        self._run_batch(cmds, 0)
+        self._run_batch(cmds, 0, spent)
 
     def _next_turn(self) -> None:
         """Continue after a pause (budget spent, flow control, a blocking
@@ -193,7 +209,7 @@ class Client(asyncio.Protocol):
             self.transport.pause_reading()
             self._turn = asyncio.get_running_loop().call_soon(self._next_turn)
 
-    def _run_batch(self, cmds: list, i: int) -> None:
+    def _run_batch(self, cmds: list, i: int, spent: int = 0) -> None:
         """Execute cmds[i:], write all replies at once.
 
         Two things can suspend a batch, and both resume it at the next
@@ -218,7 +234,7 @@ class Client(asyncio.Protocol):
             t_run = _perf_ns()
             server.now = t_run // 1_000_000 if clock is wall_ms else clock()
             cmd = None
-            stop = i + server.config.client_turn_max_commands   # this turn's budget
+            stop = i + server.config.client_turn_max_commands - spent   # this turn's budget
             stats = server.stats
             # Command statistics by runs (see introspect.py): run_cmd ran
             # cmds[run_lo:i] since t_run; a command that is not `mark` starts
@@ -252,6 +268,7 @@ class Client(asyncio.Protocol):
                     run_lo = i - 1
                     mark = _EACH if stats.instrumented else cmd
                 if self.gate is None and cmd is not None and cmd.min_args <= len(argv) <= cmd.max_args:
+                    self.last_cmd = cmd      # CLIENT LIST: the last command run (as the lane keeps it)
                     try:
                         r = cmd.handler(self, argv)
                     except Exception:  # a bug must cost one reply, not the connection
@@ -296,8 +313,6 @@ class Client(asyncio.Protocol):
                     stats.after_run(self, run_cmd, cmds, run_lo, i, m)
             self.cur_cmd = None
             self._out = None
-            if cmd is not None:
-                self.last_cmd = cmd      # for CLIENT LIST: the batch's last command
             if out:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 stats.net_out += len(data)      # self._write(data), inlined
@@ -343,7 +358,8 @@ class Client(asyncio.Protocol):
             if f.cancelled():
                 reply = self.error("ERR command cancelled")
             elif f.exception() is not None:
-                log.error("blocking command failed: %r", f.exception())
+                self.server.ratelog.event(logging.ERROR, "blocking", "blocking command failed: %r",
+                                          f.exception())
                 reply = self.error("ERR internal error (see server log)")
             else:
                 reply = f.result()
@@ -435,7 +451,15 @@ class Client(asyncio.Protocol):
                 and name not in ("quit", "reset"):
             if self.multi is not None:
                 self.multi_dirty = True
-            return self.reject(cmd, errors.NOAUTH)
+            # Redis (processCommand) looks the command up and checks its
+            # arity before it asks for authentication.
+            # (A command REPRAM disables still exists for Redis: NOAUTH.)
+            err = None
+            if cmd is None:
+                err = lookup_error(cmd, argv)
+            elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+                err = lookup_error(cmd, argv)
+            return self.reject(cmd, err if err is not None else errors.NOAUTH)
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
             return pause.wait(self, argv)

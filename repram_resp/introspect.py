@@ -81,6 +81,9 @@ class Stats:
 
     def update(self) -> None:
         self.instrumented = bool(self.monitors) or self.slow_us == 0
+        update_lane = getattr(self.server, "update_lane", None)
+        if update_lane is not None:
+            update_lane()       # the fast lane steps aside while instrumented
 
     def reset(self) -> None:
         from .commands import all_commands

@@ -13,13 +13,24 @@ Invariants:
   first (a GET of a live key then skips one memory load; ~6% measured).
 * ``index`` holds exactly the keys of ``data``, sorted bytewise, so a pattern
   with a literal prefix is answered in O(log N + keys under the prefix).
-* Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel): a key is
-  filed in exactly one bucket, never later than its deadline's.  An overwrite
-  that shortens the deadline moves the key (exactly, so nothing stale
-  accumulates); one that extends it leaves it filed early and the reclaimer
-  re-files it when that bucket comes due.  A heap orders bucket ids.  The
-  background reclaimer (server.py) drains due buckets in bounded batches and
-  reports each expiry through ``on_expired`` (keyspace notifications).
+* Deadlines live in buckets of ``BUCKET_MS`` (a coarse timer wheel).  A
+  bucket is a *list* of filings (keys); a filing of key k in bucket b is
+  *live* when ``data[k][3]`` is b's start, *stale* otherwise.  Every key has
+  at least one live filing, in a bucket no later than its deadline's; at
+  most one unless the rare case below.  (Lists, not sets: 8 bytes a key
+  instead of ~44, measured -- the price is stale filings, kept bounded.)
+  An overwrite that shortens the deadline files the key again in the earlier
+  bucket and leaves the old filing stale; one that extends it leaves it
+  filed early and the reclaimer re-files it when that bucket comes due.  The
+  reclaimer skips stale filings (counting them as work); a bucket whose
+  stale filings pass half of it (and 32), or may be all of it, is compacted
+  at once (an empty one dropped), so a bucket holds at most about twice its
+  live filings.  A re-filing can land in a
+  bucket that still holds a stale filing of the same key, which then is live
+  again (two live filings): harmless, as the first visit deletes or re-files
+  the key and the second then finds it stale.  A heap orders bucket ids.
+  The background reclaimer (server.py) drains due buckets in bounded batches
+  and reports each expiry through ``on_expired`` (keyspace notifications).
 * ``used_bytes`` = sum over keys of len(key) + len(value) + ENTRY_OVERHEAD_BYTES.
   ``maxmemory`` is enforced before a write is applied (noeviction only); a
   refused write changes nothing.  Version floors (below) count in it too.
@@ -64,12 +75,13 @@ BUCKET_MS = 1 << BUCKET_SHIFT
 
 # Per-entry bookkeeping beyond the key and value bytes: what the process
 # really spends per key, measured (benchmarks/memory_per_key.py: 1,000,000
-# keys of 16 + 64 bytes cost 476 bytes of RSS each, so 396 beyond key+value).
+# keys of 16 + 64 bytes cost 415 bytes of RSS each with bucket lists, so 335
+# beyond key+value; 476 / 396 with bucket sets).
 # It covers two bytes objects (headers, pymalloc rounding), the entry tuple,
 # the deadline and version ints, the dict slot at its load factor, the
-# sorted-index slot and the expiry-bucket set slot.  Counting less would let
+# sorted-index slot and the expiry-bucket list slot.  Counting less would let
 # real memory run past maxmemory.
-ENTRY_OVERHEAD_BYTES = 396
+ENTRY_OVERHEAD_BYTES = 336
 # One version floor beyond its key's bytes: the dict slot, the sorted-index
 # slot, the heap tuple and its ints (benchmarks/floor_memory.py measures it).
 FLOOR_OVERHEAD_BYTES = 240
@@ -89,8 +101,9 @@ class Keyspace:
         self.data: dict[bytes, tuple] = {}
         self.hlc = hlc if hlc is not None else HLC()   # stamps local writes
         self.index = SortedList()
-        self._buckets: dict[int, set] = {}
+        self._buckets: dict[int, list] = {}
         self._starts: dict[int, int] = {}   # bucket id -> its start ms (the shared int)
+        self._stale: dict[int, int] = {}    # bucket id -> stale filings in it (moves out)
         self._bucket_heap: list[int] = []
         # Issue 7 (DBSIZE/INFO without a reclaim pass): bucket id -> the keys
         # filed in it that an overwrite extended past it.  Every other key of
@@ -117,6 +130,10 @@ class Keyspace:
         # SCAN continuation: cursor id -> last key returned.  Ids start at a
         # random point so a cursor from before a restart is not mistaken.
         self._cursors: dict[int, bytes] = {}
+        # Issue 7 (soak): cursor -> the cursor it continued.  Once a client
+        # continues from cursor c, the one before c is dropped, so a finished
+        # iteration leaves one cursor behind instead of one per step.
+        self._cursor_parent: dict[int, int] = {}
         self._cursor_max = cursor_max_entries
         self._next_cursor = random.randrange(1 << 32, 1 << 44)
         self._glob_cache: dict[bytes, Callable] = {}
@@ -163,13 +180,10 @@ class Keyspace:
     def put(self, key: bytes, value: bytes, deadline: int, version: int | None, now: int) -> None:
         """Store (key, value) until deadline.  Raises OutOfMemory (no change).
         ``version`` None means a local write: it is stamped with the next HLC
-        version here (HLC.tick inlined: this is the SET hot path)."""
+        version here.  (The fast lane mirrors this for an overwrite that
+        stays in its bucket: lane.py.)"""
         if version is None:
-            hlc = self.hlc
-            version = now << LOGICAL_BITS
-            if version <= hlc.last:
-                version = hlc.last + 1
-            hlc.last = version
+            version = self.hlc.tick(now)
         data = self.data
         old = data.get(key)
         nb = deadline >> BUCKET_SHIFT
@@ -201,28 +215,25 @@ class Keyspace:
         ob = sched >> BUCKET_SHIFT
         was_ext = (old[1] >> BUCKET_SHIFT) > ob     # issue 7: the _ext count
         if deadline < sched:
-            # An earlier deadline must move the key to an earlier bucket; a
-            # later one leaves it where it is (the reclaimer re-files it when
-            # that bucket comes due), so the usual overwrite touches no set.
-            s = self._buckets.get(ob)
-            if s is not None:
-                s.discard(key)
-                if was_ext:
-                    self._ext_drop(ob, key)
-                if not s:
-                    del self._buckets[ob]
-                    del self._starts[ob]
-            sched = self._schedule(key, nb)
-        elif (nb > ob) != was_ext:
+            # An earlier deadline files the key in an earlier bucket, leaving
+            # the old filing stale; a later one leaves it where it is (the
+            # reclaimer re-files it when that bucket comes due), so the usual
+            # overwrite touches no bucket.
             if was_ext:
                 self._ext_drop(ob, key)
-            else:
-                x = self._ext.get(ob)
-                if x is None:
-                    self._ext[ob] = {key}
+            data[key] = (value, deadline, version, self._schedule(key, nb))
+            self._left(ob)
+        else:
+            if (nb > ob) != was_ext:
+                if was_ext:
+                    self._ext_drop(ob, key)
                 else:
-                    x.add(key)
-        data[key] = (value, deadline, version, sched)
+                    x = self._ext.get(ob)
+                    if x is None:
+                        self._ext[ob] = {key}
+                    else:
+                        x.add(key)
+            data[key] = (value, deadline, version, sched)
         w = self.on_write
         if w is not None and key in w:
             self.write_hook(key, created)
@@ -233,6 +244,32 @@ class Keyspace:
             x.discard(key)
             if not x:
                 del self._ext[b]
+
+    def _left(self, b: int, gone: bytes | None = None) -> None:
+        """A key's live filing in bucket b went stale (it moved, or ``gone``
+        is about to be deleted): count it, and compact the bucket once stale
+        filings are over half of it."""
+        s = self._buckets.get(b)
+        if s is None:
+            return
+        n = self._stale.get(b, 0) + 1
+        if n < len(s) and (n <= 32 or 2 * n <= len(s)):
+            self._stale[b] = n
+            return
+        # Over half stale, or maybe nothing live left: keep exactly the live
+        # filings, one per key (so len(s) - _stale[b] stays the number of
+        # keys filed live here, which dbsize relies on).
+        start = self._starts[b]
+        data = self.data
+        live = list(dict.fromkeys(k for k in s if k != gone and (e := data.get(k)) is not None
+                                  and e[3] == start))
+        self._stale.pop(b, None)
+        if live:
+            s[:] = live
+        else:
+            del self._buckets[b]
+            del self._starts[b]
+            self._ext.pop(b, None)
 
     def apply_remote(self, key: bytes, value: bytes, deadline: int, version: int, now: int) -> bool:
         """Apply a replicated write by last-writer-wins.  Returns True if it
@@ -345,20 +382,17 @@ class Keyspace:
         return True
 
     def _unfile(self, key: bytes, sched: int) -> None:
+        # The caller deletes the entry next: its filing goes stale (header).
         b = sched >> BUCKET_SHIFT
-        s = self._buckets.get(b)
-        if s is not None:
-            s.discard(key)
-            if not s:
-                del self._buckets[b]
-                del self._starts[b]
+        self._ext_drop(b, key)
+        self._left(b, key)
 
     def _schedule(self, key: bytes, b: int) -> int:
         """File key in bucket b; returns the bucket's shared start-ms int."""
         s = self._buckets.get(b)
         if s is None:
             start = self._starts[b] = b << BUCKET_SHIFT
-            self._buckets[b] = {key}
+            self._buckets[b] = [key]
             heapq.heappush(self._bucket_heap, b)
             if len(self._bucket_heap) > 4 * len(self._buckets) + 4096:
                 # Ids of buckets emptied by moves linger in the heap;
@@ -368,7 +402,7 @@ class Keyspace:
             if self.on_new_bucket is not None:
                 self.on_new_bucket((b + 1) << BUCKET_SHIFT)
             return start
-        s.add(key)
+        s.append(key)
         return self._starts[b]
 
     # -- expiry --------------------------------------------------------------
@@ -398,10 +432,13 @@ class Keyspace:
             start = b << BUCKET_SHIFT
             while s and done < budget:
                 key = s.pop()
-                e = data.get(key)
-                if e is None or e[3] != start:    # defensive: not filed here
-                    continue
                 done += 1
+                e = data.get(key)
+                if e is None or e[3] != start:    # a stale filing
+                    st = self._stale.get(b)
+                    if st:
+                        self._stale[b] = st - 1
+                    continue
                 if now > e[1]:
                     if e[1] >> BUCKET_SHIFT > b:
                         self._ext_drop(b, key)  # extended, and that deadline passed too
@@ -413,6 +450,7 @@ class Keyspace:
             if not s:
                 del buckets[b]
                 del self._starts[b]
+                self._stale.pop(b, None)
                 self._ext.pop(b, None)
                 heapq.heappop(heap)
         if self._floor_heap and self._floor_heap[0][0] <= now and done < budget:
@@ -436,10 +474,20 @@ class Keyspace:
         s = self._buckets.get(b)
         if s:
             data = self.data
-            for key in [k for k in s if now > data[k][1]]:
-                s.discard(key)
-                self._delete(key, data[key])
-            if not s:
+            start = b << BUCKET_SHIFT
+            keep = []
+            for key in s:
+                e = data.get(key)
+                if e is None or e[3] != start:
+                    continue                      # stale: dropped
+                if now > e[1]:
+                    self._delete(key, e)
+                else:
+                    keep.append(key)
+            self._stale.pop(b, None)
+            if keep:
+                s[:] = dict.fromkeys(keep)    # one filing per key (dbsize counts them)
+            else:
                 del self._buckets[b]
                 del self._starts[b]
                 self._ext.pop(b, None)
@@ -464,7 +512,7 @@ class Keyspace:
                 s = buckets.get(b)
                 if s:
                     x = ext.get(b)
-                    due += len(s)
+                    due += len(s) - self._stale.get(b, 0)   # keys filed live here
                     if x:   # extended keys: alive unless that deadline passed too
                         data = self.data
                         due -= sum(1 for k in x if now <= data[k][1])
@@ -480,7 +528,9 @@ class Keyspace:
         s = buckets.get(limit)
         if s:
             data = self.data
-            due += sum(1 for k in s if now > data[k][1])
+            start = limit << BUCKET_SHIFT
+            due += len({k for k in s if (e := data.get(k)) is not None and e[3] == start
+                        and now > e[1]})
         return len(self.data) - due
 
     # -- listing -------------------------------------------------------------
@@ -518,6 +568,9 @@ class Keyspace:
             after = self._cursors.get(cursor)
             if after is None:
                 raise InvalidCursor()
+            parent = self._cursor_parent.pop(cursor, None)
+            if parent is not None:
+                self._cursors.pop(parent, None)
         index, data = self.index, self.data
         prefix = literal_prefix(pattern) if pattern else b""
         if pattern is None or is_match_all(pattern) or pattern == prefix + b"*":
@@ -540,17 +593,21 @@ class Keyspace:
                 out.append(k)
         if finished or not chunk or start + count >= len(index):
             return 0, out
-        return self._remember(chunk[-1]), out
+        return self._remember(chunk[-1], cursor), out
 
-    def _remember(self, last: bytes) -> int:
+    def _remember(self, last: bytes, parent: int = 0) -> int:
         cid = self._next_cursor
         self._next_cursor += 1
         if self._next_cursor >= 1 << 53:
             self._next_cursor = 1
         cursors = self._cursors
         cursors[cid] = last
+        if parent:
+            self._cursor_parent[cid] = parent
         while len(cursors) > self._cursor_max:
-            del cursors[next(iter(cursors))]
+            old = next(iter(cursors))
+            del cursors[old]
+            self._cursor_parent.pop(old, None)
         return cid
 
     # -- stats ---------------------------------------------------------------

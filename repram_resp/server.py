@@ -28,6 +28,7 @@ import uuid
 from . import REDIS_COMPAT_VERSION, __version__
 from .clock import HLC, wall_ms
 from .config import Config
+from . import lane
 from .connection import Client
 from .introspect import Stats
 from .keyspace import Keyspace
@@ -74,6 +75,11 @@ class Server:
         # When set, every write is refused with this error (NOREPLICAS while
         # min-replicas-to-write is not met); reads keep working.
         self.write_refusal: str | None = None
+        # The fast lane (lane.py): lane_enabled says whether this node uses
+        # it at all; lane_ok, the one check the connection makes, whether it
+        # may run now (see update_lane).
+        self.lane_enabled = lane.AVAILABLE
+        self.lane_ok = False
         self.pause = None           # commands.admin.Pause while CLIENT PAUSE holds
         self.stats = Stats(self)
         self.update_write_hooks()
@@ -125,6 +131,7 @@ class Server:
             await self.http.start()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
+        log.info("%s", lane.describe() if self.lane_enabled else "fast lane off: disabled for this server")
         log.info("repram-resp %s node %s ready on %s port %d%s", __version__, self.node_id,
                  ",".join(cfg.bind), self.port,
                  (" (tls %d)" % self.tls_port) if cfg.tls_port else "")
@@ -282,6 +289,20 @@ class Server:
             ks.on_write = _EVERY_KEY
         else:
             ks.on_write = None
+        self.update_lane()
+
+    def update_lane(self) -> None:
+        """Recompute the fast lane's gate: off while any observer would see
+        the difference between a lane command and a Python one (lane.py):
+        notifications a SET publishes ('$' set, 'g' expire), the keyspace's
+        write hook (client tracking, 'new' events), and commands watched one
+        by one (MONITOR, slowlog-log-slower-than 0: Stats.instrumented).
+        Features that watch single commands or keys add their condition here
+        and call this when it changes."""
+        stats = getattr(self, "stats", None)
+        self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
+                        and self.keyspace.on_write is None
+                        and not (stats is not None and stats.instrumented))
 
     def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
         """After every successful local write (ttl_given: the command set the
@@ -418,6 +439,7 @@ class Server:
             ("uptime_in_days", up // 86400), ("hz", 10),
             ("executable", sys.argv[0] if sys.argv else ""),
             ("config_file", self.config.source_file or ""),
+            ("repram_fast_lane", "yes" if self.lane_enabled else "no"),
         ]
 
     def _info_clients(self):

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from repram_resp.glob import compile_glob
-from repram_resp.keyspace import (BUCKET_SHIFT, ENTRY_OVERHEAD_BYTES, Keyspace, OutOfMemory)
+from repram_resp.keyspace import (BUCKET_MS, BUCKET_SHIFT, ENTRY_OVERHEAD_BYTES, Keyspace, OutOfMemory)
 
 T0 = 1_700_000_000_000
 O = ENTRY_OVERHEAD_BYTES
@@ -35,22 +35,34 @@ def check_structure(ks: Keyspace) -> None:
     assert len(ks.index) == len(data)
     assert index == sorted(data), "index is not the sorted list of data keys"
     assert ks.used_bytes == sum(entry_cost(k, e[0]) for k, e in data.items())
-    filed: dict[bytes, int] = {}
+    # Buckets are lists of filings; a filing is live when the entry's e[3]
+    # is its bucket's start (keyspace.py header).  Every key has a live
+    # filing no later than its deadline's bucket; stale ones stay bounded.
+    live: dict[bytes, int] = {}
     for b, keys in ks._buckets.items():
         assert keys, "empty bucket %d left behind" % b
+        start = b << BUCKET_SHIFT
+        stale = 0
         for k in keys:
-            assert k in data, "bucket %d holds %r, which is not in data" % (b, k)
-            assert k not in filed, "%r filed in buckets %d and %d" % (k, filed[k], b)
-            filed[k] = b
-    assert set(filed) == set(data), "keys filed in no bucket: %r" % (set(data) - set(filed))
+            e = data.get(k)
+            if e is not None and e[3] == start:
+                live[k] = live.get(k, 0) + 1
+            else:
+                stale += 1
+        assert stale <= max(32, len(keys) // 2) + 1, "bucket %d: %d of %d filings stale" % (b, stale, len(keys))
+        assert ks._stale.get(b, 0) >= stale, "bucket %d: more stale filings than counted" % b
+        # DBSIZE counts a bucket's live keys as len - stale count: exact.
+        here = {k for k in keys if (e := data.get(k)) is not None and e[3] == start}
+        assert len(keys) - ks._stale.get(b, 0) == len(here), "bucket %d: stale count off" % b
+    assert set(live) == set(data), "keys with no live filing: %r" % (set(data) - set(live))
     for k, e in data.items():
-        assert e[3] >> BUCKET_SHIFT == filed[k], "%r says bucket %d but is filed in %d" % (
-            k, e[3] >> BUCKET_SHIFT, filed[k])
-        assert filed[k] <= e[1] >> BUCKET_SHIFT, "%r filed after its deadline's bucket" % k
+        assert e[3] <= e[1], "%r filed after its deadline's bucket" % k
+        assert e[3] & (BUCKET_MS - 1) == 0 and e[3] >> BUCKET_SHIFT in ks._buckets
     # A bucket missing from the heap would never be reclaimed.
     assert set(ks._buckets) <= set(ks._bucket_heap)
     # _ext (DBSIZE's count of keys extended past their bucket) is exact.
     ext = {}
+    filed = {k: e[3] >> BUCKET_SHIFT for k, e in data.items()}
     for k, b in filed.items():
         if data[k][1] >> BUCKET_SHIFT > b:
             ext.setdefault(b, set()).add(k)
@@ -209,15 +221,42 @@ def test_extended_key_is_refiled_not_deleted():
     check_structure(ks)
 
 
-def test_shortened_deadline_moves_the_key_exactly():
+def test_shortened_deadline_files_the_key_again_earlier():
     ks = Keyspace()
     ks.put(b"k", b"v", T0 + 5000, 1, T0)
     ks.put(b"k", b"v", T0 + 100, 2, T0)
     check_structure(ks)
+    # The live filing is in the earlier bucket; the old bucket held nothing
+    # else live, so it is gone at once.
+    assert ks.data[b"k"][3] >> BUCKET_SHIFT == (T0 + 100) >> BUCKET_SHIFT
     assert list(ks._buckets) == [(T0 + 100) >> BUCKET_SHIFT]
-    ks.reclaim(T0 + 200, 10)
-    assert not ks.data and not ks._buckets
+    ks.put(b"j", b"v", T0 + 5000, 3, T0)
+    ks.put(b"j2", b"v", T0 + 5000, 4, T0)
+    ks.put(b"j", b"v", T0 + 100, 5, T0)          # a bucket with a live filing left keeps a stale one
+    assert len(ks._buckets[(T0 + 5000) >> BUCKET_SHIFT]) == 2
     check_structure(ks)
+    ks.reclaim(T0 + 200, 10)
+    assert set(ks.data) == {b"j2"}
+    check_structure(ks)
+    ks.reclaim(T0 + 5100, 10)                    # the stale filing goes when its bucket is due
+    assert not ks._buckets and not ks._stale and not ks.data
+    check_structure(ks)
+
+
+def test_stale_filings_are_compacted_when_over_half_a_bucket():
+    ks = Keyspace()
+    keys = [b"k%d" % i for i in range(200)]
+    for k in keys:
+        ks.put(k, b"v", T0 + 5000, None, T0)
+    far = (T0 + 5000) >> BUCKET_SHIFT
+    for i, k in enumerate(keys[:150]):
+        ks.put(k, b"v", T0 + 1000, None, T0)     # moves: stale filings in the far bucket
+        check_structure(ks) if i % 25 == 0 else None
+        assert len(ks._buckets[far]) - (200 - i - 1) <= max(32, len(ks._buckets[far]) // 2) + 1
+    check_structure(ks)
+    assert len(ks._buckets[far]) < 200
+    ks.reclaim(T0 + 6000, 1 << 20)
+    assert not ks.data and not ks._buckets and not ks._stale and ks.used_bytes == 0
 
 
 def test_overwrite_of_expired_unreclaimed_key_reports_one_expiry():
@@ -253,7 +292,8 @@ def test_bucket_bookkeeping_stays_bounded_under_overwrites(mode):
         ks.put(b"k%d" % (i % 100), b"v%d" % i, now + ttl, i, now)
     check_structure(ks)
     assert len(ks.data) == 100
-    assert sum(len(s) for s in ks._buckets.values()) == 100
+    filings = sum(len(s) for s in ks._buckets.values())
+    assert 100 <= filings <= 2 * 100 + 33 * len(ks._buckets), filings   # stale ones bounded
     assert max_buckets <= 100
     assert max_heap <= 4 * 100 + 4096 + 1, max_heap
     ks.reclaim(now + 10_000, 1 << 30)

@@ -1,0 +1,515 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled fast lane.  The contract it implements is in lane.py (read
+that first); this file is only the mechanism.
+
+``execute(client, data, out_limit)`` walks ``data`` from its first byte.
+Each complete command it fully recognises and may execute (lane.py, "What
+the lane executes") is applied to the keyspace and its reply appended to one
+buffer; at the first byte that is anything else it stops.  It writes the
+replies of what it ran in one ``transport.write`` and returns the unread
+rest of ``data`` (``None`` if it consumed everything, ``data`` itself if it
+ran nothing), which the caller hands to the Python path.  Every decision to
+stop is taken *before* the command changes anything.
+
+It mirrors, statement for statement, these Python paths (keep them in step):
+``Keyspace.get``/``cmd_get`` (hits, misses), ``Keyspace.put`` for an
+overwrite of a live key whose new deadline is not earlier than its bucket
+(version stamping = ``HLC.tick``, memory accounting, maxmemory), and
+``Replicator.local_write`` (stream offsets, the entry encoding, the per-turn
+flush).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
+from cpython.object cimport PyObject
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+from .clock import wall_ms as _wall_ms
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_REALTIME
+    int CLOCK_MONOTONIC
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
+
+
+cdef inline long long _c_wall_ms():
+    # == clock.wall_ms() (time.time_ns() // 1_000_000): the same CLOCK_REALTIME
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef inline long long _c_perf_ns():
+    # == time.perf_counter_ns() on Linux: CLOCK_MONOTONIC
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef int _end_run(object client, object stats, object cmd, long long k, long long d,
+                  long long watch_ns, bytes data, Py_ssize_t a, Py_ssize_t b) except -1:
+    """introspect.Stats.end_run for a run of k lane commands of one kind
+    that took d ns: calls, ns, the histogram of the per-call mean, and a
+    slowlog / latency entry (the run's last command) past the threshold."""
+    cdef long long m = d // k
+    cdef int bl = 0
+    cdef long long idx
+    cmd.calls += k
+    cmd.ns += d
+    if m > 0:
+        bl = 64 - __builtin_clzll(<unsigned long long>m)
+    idx = (bl << 2) + ((m >> (bl - 3)) & 3) if bl >= 3 else m
+    hist = cmd.hist
+    hist[idx] += k
+    if m >= watch_ns:
+        from .protocol import RequestParser
+        argv = RequestParser().feed(data[a:b])[0]
+        stats.after_run(client, cmd, [argv], 0, 1, m)
+    return 0
+
+
+# Must equal repram_resp.cluster.replicator.FLUSH_BYTES (tests/test_lane.py checks).
+FLUSH_BYTES = 1024 * 1024
+cdef long long _FLUSH_BYTES = FLUSH_BYTES
+# Must equal repram_resp.cluster.replicator.MAX_BATCH_ENTRIES (checked too).
+MAX_BATCH_ENTRIES = 65536
+cdef Py_ssize_t _MAX_BATCH_ENTRIES = MAX_BATCH_ENTRIES
+cdef int LOGICAL_BITS = 16        # repram_resp.clock.LOGICAL_BITS (checked by the tests too)
+cdef int TTL_MAX_DIGITS = 12      # longer TTL arguments take the Python path
+
+# The Command objects, so CLIENT LIST's cmd= is right (set by lane.py).
+cdef object GET_CMD = None
+cdef object SET_CMD = None
+
+
+def set_commands(get_cmd, set_cmd):
+    global GET_CMD, SET_CMD
+    GET_CMD, SET_CMD = get_cmd, set_cmd
+
+
+# -- an output buffer that starts on the stack --------------------------------
+
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint heap
+
+
+cdef int _grow(Buf* b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char* q
+    while cap < b.n + need:
+        cap *= 2
+    if b.heap:
+        q = <char*>realloc(b.p, cap)
+    else:
+        q = <char*>malloc(cap)
+        if q != NULL:
+            memcpy(q, b.p, b.n)
+    if q == NULL:
+        raise MemoryError()
+    b.p = q
+    b.cap = cap
+    b.heap = True
+    return 0
+
+
+cdef inline int _put(Buf* b, const char* s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _put_int(Buf* b, long long v) except -1:
+    # Decimal of v >= 0.
+    cdef char tmp[24]
+    cdef int i = 24
+    if v == 0:
+        return _put(b, "0", 1)
+    while v:
+        i -= 1
+        tmp[i] = <char>(48 + v % 10)
+        v //= 10
+    return _put(b, tmp + i, 24 - i)
+
+
+cdef inline int _put_bulk(Buf* b, const char* s, Py_ssize_t n) except -1:
+    # "$<n>\r\n<bytes>\r\n"
+    _put(b, "$", 1)
+    _put_int(b, n)
+    _put(b, "\r\n", 2)
+    _put(b, s, n)
+    return _put(b, "\r\n", 2)
+
+
+# -- request scanning -----------------------------------------------------------
+
+cdef inline Py_ssize_t _bulk(const unsigned char* p, Py_ssize_t i, Py_ssize_t end,
+                             Py_ssize_t max_bulk, Py_ssize_t* start, Py_ssize_t* length):
+    """Scan "$<n>\\r\\n<n bytes>\\r\\n" at i, exactly as Redis writes it
+    (digits without sign or leading zero, n <= max_bulk, CRLF after the
+    payload).  Returns the index after it, or -1 for anything else,
+    including "not all here yet"."""
+    cdef Py_ssize_t n = 0, d0
+    if i >= end or p[i] != 36:           # '$'
+        return -1
+    i += 1
+    d0 = i
+    if i < end and p[i] == 48:           # "$0" only as itself
+        i += 1
+    else:
+        while i < end and 48 <= p[i] <= 57 and i - d0 < 10:
+            n = n * 10 + (p[i] - 48)
+            i += 1
+        if i == d0:
+            return -1
+    if i + 1 >= end or p[i] != 13 or p[i + 1] != 10 or n > max_bulk:
+        return -1
+    i += 2
+    if end - i < n + 2 or p[i + n] != 13 or p[i + n + 1] != 10:
+        return -1
+    start[0] = i
+    length[0] = n
+    return i + n + 2
+
+
+cdef inline int _name(const unsigned char* p, Py_ssize_t s):
+    """1 for GET/get, 2 for SET/set (the spellings the command table holds
+    without .upper()), 0 otherwise."""
+    cdef unsigned char a = p[s], b = p[s + 1], c = p[s + 2]
+    if a == 71 and b == 69 and c == 84 or a == 103 and b == 101 and c == 116:
+        return 1
+    if a == 83 and b == 69 and c == 84 or a == 115 and b == 101 and c == 116:
+        return 2
+    return 0
+
+
+# -- the lane -------------------------------------------------------------------
+
+def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssize_t max_bytes):
+    """Run the lane over data; see the module header and lane.py."""
+    # Per-client conditions (the caller checked server.lane_ok and that no
+    # batch or turn is waiting): plain execution, not paused, and the parser
+    # on a command boundary holding nothing.
+    if client.gate is not None or client._paused:
+        return data
+    parser = client.parser
+    if parser._argc or len(parser._buf) or parser.error is not None:
+        return data
+
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
+    if end < 14 or p[0] != 42:          # the shortest command we run is 14 bytes
+        return data
+
+    server = client.server
+    ks = server.keyspace
+    cdef dict store = ks.data
+    cdef Py_ssize_t max_bulk = parser.max_bulk
+    if parser.max_args < 5:
+        return data
+    clock = server.clock
+    cdef bint wall = clock is _wall_ms
+    cdef long long now = _c_wall_ms() if wall else clock()
+    null = client.enc.null
+    cdef const char* null_p = PyBytes_AS_STRING(null)
+    cdef Py_ssize_t null_n = PyBytes_GET_SIZE(null)
+
+    # What only SETs need is read at the first SET (writes_read).
+    cdef bint writes_read = False, writes = False
+    cdef long long min_ttl = 0, max_ttl = 0, maxmem = 0, used = 0
+    hlc = None
+    # Replication (Replicator.local_write).
+    cdef bint hooks = False
+    rep = None
+    parts = None
+    cdef long long rep_off = 0, rep_bytes = 0, min_peer_bulk = 0, client_off = 0
+    cdef bint streaming = False, scheduled = False, lo_unset = False
+
+    # Counters written back at the end.
+    cdef long long hits = 0, misses = 0, used_delta = 0, ncmds = 0
+    cdef long long hlc_last = 0
+    cdef bint stamped = False
+    cdef int last_kind = 0
+    # Command statistics by runs of one kind (introspect.py).
+    stats = server.stats
+    cdef long long watch_ns = stats.watch_ns
+    cdef int run_kind = 0
+    cdef long long run_n = 0, t_run = 0
+    cdef Py_ssize_t cmd_a = 0, cmd_b = 0
+
+    cdef char stack[8192]
+    cdef Buf out
+    out.p = stack
+    out.n = 0
+    out.cap = 8192
+    out.heap = False
+    cdef Buf ent
+    cdef char ent_stack[512]
+
+    cdef Py_ssize_t pos = 0, q, ks_, kn, vs, vn, os_, on, ts, tn, j
+    cdef int kind, argc
+    cdef long long ttl, unit, deadline, d0, sched, version, delta
+    cdef PyObject* e
+    cdef object key, value, entry, old_value
+
+    try:
+        while pos < end and out.n < out_limit and ncmds < max_cmds and pos < max_bytes:
+            # "*2\r\n" or "*5\r\n"
+            if end - pos < 14 or p[pos] != 42 or p[pos + 2] != 13 or p[pos + 3] != 10:
+                break
+            if p[pos + 1] == 50:
+                argc = 2
+            elif p[pos + 1] == 53:
+                argc = 5
+            else:
+                break
+            # the name: "$3\r\nGET\r\n" / SET
+            q = pos + 4
+            if p[q] != 36 or p[q + 1] != 51 or p[q + 2] != 13 or p[q + 3] != 10 \
+                    or p[q + 7] != 13 or p[q + 8] != 10:
+                break
+            kind = _name(p, q + 4)
+            if kind == 0 or (kind == 1) != (argc == 2):
+                break
+            q = _bulk(p, q + 9, end, max_bulk, &ks_, &kn)
+            if q < 0:
+                break
+            if not (ncmds & 31) and ncmds:
+                now = _c_wall_ms() if wall else clock()   # one reading per 32 commands, as _run_batch
+            if kind != run_kind and kind == 1:
+                if run_n:
+                    _end_run(client, stats, SET_CMD, run_n, _c_perf_ns() - t_run, watch_ns, data, cmd_a, cmd_b)
+                run_kind = 1
+                run_n = 0
+                t_run = _c_perf_ns()
+            if kind == 1:
+                # GET key (Keyspace.get)
+                key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
+                e = PyDict_GetItem(store, key)
+                if e == NULL:
+                    misses += 1
+                    _put(&out, null_p, null_n)
+                else:
+                    entry = <object>e
+                    if type(entry) is not tuple or len(entry) != 4:
+                        break
+                    value = (<tuple>entry)[0]
+                    if type(value) is not bytes:
+                        break
+                    # alive: now < filed bucket start, or now <= deadline
+                    if now < PyLong_AsLongLong((<tuple>entry)[3]) or now <= PyLong_AsLongLong((<tuple>entry)[1]):
+                        hits += 1
+                        _put_bulk(&out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+                    else:
+                        misses += 1
+                        _put(&out, null_p, null_n)
+                last_kind = 1
+                ncmds += 1
+                run_n += 1
+                cmd_a = pos
+                cmd_b = q
+                pos = q
+                continue
+            # SET key value EX|PX n
+            if not writes_read:
+                writes_read = True
+                writes = server.write_refusal is None
+                cfg = server.config
+                min_ttl = cfg.min_ttl_ms
+                max_ttl = cfg.max_ttl_ms
+                maxmem = ks.maxmemory_bytes
+                used = ks.used_bytes
+                hlc = ks.hlc
+                hooks = server.write_hooks
+                if hooks:
+                    rep = server.replication.replicator
+                    rep_off = rep.offset
+                    streaming = PyList_GET_SIZE(rep.streaming) > 0
+                    if streaming:
+                        parts = rep._parts
+                        rep_bytes = rep._bytes
+                        scheduled = rep._scheduled
+                        min_peer_bulk = rep._min_peer_bulk
+                    client_off = client.write_offset
+                    lo_unset = client_off == 0
+            if not writes:
+                break
+            q = _bulk(p, q, end, max_bulk, &vs, &vn)
+            if q < 0:
+                break
+            q = _bulk(p, q, end, max_bulk, &os_, &on)
+            if q < 0 or on != 2:
+                break
+            if (p[os_] == 69 and p[os_ + 1] == 88) or (p[os_] == 101 and p[os_ + 1] == 120):
+                unit = 1000                      # EX / ex
+            elif (p[os_] == 80 and p[os_ + 1] == 88) or (p[os_] == 112 and p[os_ + 1] == 120):
+                unit = 1                         # PX / px
+            else:
+                break
+            q = _bulk(p, q, end, max_bulk, &ts, &tn)
+            if q < 0 or tn < 1 or tn > TTL_MAX_DIGITS or p[ts] == 48:
+                break
+            ttl = 0
+            for j in range(ts, ts + tn):
+                if not 48 <= p[j] <= 57:
+                    break
+                ttl = ttl * 10 + (p[j] - 48)
+            else:
+                j = ts + tn
+            if j != ts + tn:
+                break
+            ttl *= unit
+            if ttl < min_ttl or ttl > max_ttl:
+                break
+            key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
+            e = PyDict_GetItem(store, key)
+            if e == NULL:
+                break                            # a new key: index, bucket (Python)
+            entry = <object>e
+            if type(entry) is not tuple or len(entry) != 4:
+                break
+            old_value = (<tuple>entry)[0]
+            if type(old_value) is not bytes:
+                break
+            d0 = PyLong_AsLongLong((<tuple>entry)[1])
+            sched_obj = (<tuple>entry)[3]
+            sched = PyLong_AsLongLong(sched_obj)
+            if now >= sched and now > d0:
+                break                            # expired, not yet reclaimed: notifies (Python)
+            deadline = now + ttl
+            if deadline < sched:
+                break                            # moves to an earlier bucket (Python)
+            delta = vn - PyBytes_GET_SIZE(old_value)
+            if delta > 0 and maxmem and used + delta > maxmem:
+                break                            # OOM reply (Python)
+            if streaming and (vn > min_peer_bulk or kn > min_peer_bulk):
+                break                            # Replicator._oversize (Python)
+            # -- apply (nothing below refuses) --
+            if run_kind != 2:
+                if run_n:
+                    _end_run(client, stats, GET_CMD, run_n, _c_perf_ns() - t_run, watch_ns, data, cmd_a, cmd_b)
+                run_kind = 2
+                run_n = 0
+                t_run = _c_perf_ns()
+            version = now << LOGICAL_BITS         # HLC.tick
+            if not stamped:
+                hlc_last = hlc.last
+                stamped = True
+            if version <= hlc_last:
+                version = hlc_last + 1
+            hlc_last = version
+            value = PyBytes_FromStringAndSize(<const char*>p + vs, vn)
+            PyDict_SetItem(store, key, (value, PyLong_FromLongLong(deadline),
+                                        PyLong_FromLongLong(version), sched_obj))
+            used += delta
+            used_delta += delta
+            if hooks:
+                rep_off += 1
+                if lo_unset:
+                    client.repl_lo = rep_off
+                    lo_unset = False
+                client_off = rep_off
+                if streaming:
+                    # b"$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n$%d\r\n%s\r\n" % (klen, key, vlen, value, deadline, len(vb), vb)
+                    ent.p = ent_stack
+                    ent.n = 0
+                    ent.cap = 512
+                    ent.heap = False
+                    try:
+                        _put_bulk(&ent, <const char*>p + ks_, kn)
+                        _put_bulk(&ent, <const char*>p + vs, vn)
+                        _put(&ent, ":", 1)
+                        _put_int(&ent, deadline)
+                        _put(&ent, "\r\n$", 3)
+                        _put_int(&ent, _digits(version))
+                        _put(&ent, "\r\n", 2)
+                        _put_int(&ent, version)
+                        _put(&ent, "\r\n", 2)
+                        if PyList_GET_SIZE(parts) == 0:
+                            rep._first = rep_off
+                        parts.append(PyBytes_FromStringAndSize(ent.p, ent.n))
+                    finally:
+                        if ent.heap:
+                            free(ent.p)
+                    rep_bytes += vn + kn
+                    if not scheduled:
+                        scheduled = True
+                        rep._scheduled = True
+                        rep.cluster.loop.call_soon(rep.flush)
+                    elif rep_bytes > _FLUSH_BYTES or PyList_GET_SIZE(parts) >= _MAX_BATCH_ENTRIES:
+                        rep._bytes = rep_bytes
+                        rep.offset = rep_off
+                        rep.flush()
+                        parts = rep._parts
+                        rep_bytes = rep._bytes
+                        scheduled = rep._scheduled
+            _put(&out, "+OK\r\n", 5)
+            last_kind = 2
+            ncmds += 1
+            run_n += 1
+            cmd_a = pos
+            cmd_b = q
+            pos = q
+
+        if ncmds == 0:
+            return data
+        if run_n:
+            _end_run(client, stats, GET_CMD if run_kind == 1 else SET_CMD, run_n, _c_perf_ns() - t_run,
+                     watch_ns, data, cmd_a, cmd_b)
+        # Write the counters back.
+        if hits:
+            ks.hits += hits
+        if misses:
+            ks.misses += misses
+        if used_delta:
+            ks.used_bytes += used_delta
+        if stamped:
+            hlc.last = hlc_last
+        if hooks and rep_off:
+            rep.offset = rep_off
+            client.write_offset = client_off
+            if streaming:
+                rep._bytes = rep_bytes
+        server.stat_commands += ncmds
+        client.last_cmd = GET_CMD if last_kind == 1 else SET_CMD
+        if client._push_buf:
+            client._flush_pushes()       # pushes queued earlier go out first
+        stats.net_out += out.n           # Client._write
+        stats.writes += 1
+        client.transport.write(PyBytes_FromStringAndSize(out.p, out.n))
+    finally:
+        if out.heap:
+            free(out.p)
+    if pos >= end:
+        return None
+    rest = data[pos:]
+    if ncmds >= max_cmds or pos >= max_bytes:
+        # This turn's budget is spent (connection.py, issue 7): the rest
+        # waits in the parser for the next turn, as the Python path does.
+        client.parser.buffer(rest)
+        client._yield_turn()
+        return None
+    client._lane_ran = ncmds
+    return rest
+
+
+cdef inline long long _digits(long long v):
+    cdef long long n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
