@@ -9,17 +9,23 @@ What it does, and nothing else (it contains no redis-py code):
 * ``pytest_configure``: starts a *probe* node and points ``--redis-url`` at it, so
   redis-py's ``pytest_sessionstart`` reads INFO (version, arch_bits, cluster_enabled) from a
   real node.  The probe lives for the whole session (session-scoped fixtures use it).
-* an autouse function-scoped fixture: before every test a fresh node is taken (REPRAM_SPARES, default 4, spare nodes
-  are always starting in the background, so the wait is short), ``--redis-url`` is pointed at it,
-  and after the test the node is stopped (SIGTERM in a background thread, then SIGKILL after a deadline).
+* an autouse function-scoped fixture: before every test a fresh node is made and
+  ``--redis-url`` pointed at it; after the test it is stopped.  By default
+  (``REPRAM_NODE=thread``) the node is a new ``repram_resp.server.Server`` on its own event loop
+  in a thread of this process, imported from ``REPRAM_TREE`` (milliseconds to start);
+  ``REPRAM_NODE=process`` starts ``python3 -m repram_resp`` per test instead (``REPRAM_SPARES``,
+  default 4, nodes kept starting ahead; about 1 s of wall time per test on a loaded machine).
 * during a test's *teardown* only, ``Redis.flushdb`` is a no-op: redis-py's client fixtures
   FLUSHDB on teardown, which REPRAM refuses by design (no DELETE); the node is discarded anyway.
 * ``EXCLUDE``: (regex on the test's node id, reason) pairs; matching tests are deselected and
   counted per reason in the terminal summary.
-* ``REPRAM_RESULTS=<file>``: one JSON line per test (nodeid, outcome, phase, one-line message).
+* ``CATEGORIES`` / ``NODEID_CATEGORIES``: each failing test is classified (by design: which README
+  rule; environment; or NOT BY DESIGN, listed by id) in the terminal summary.
+* redis-py's session-wide ``tracemalloc`` is turned off (``REPRAM_TRACEMALLOC=1`` keeps it).
+* ``REPRAM_RESULTS=<file>``: one JSON line per test phase (nodeid, outcome, phase, message).
 
-Nodes run ``python3 -m repram_resp --port 0 --bind 127.0.0.1`` with cwd ``REPRAM_TREE`` (default:
-the repo this file lives in), so they import that tree; extra directives in ``REPRAM_NODE_ARGS``.
+Nodes listen on 127.0.0.1, port 0; ``REPRAM_TREE`` (default: the repo this file lives in) is the
+tree they import (process nodes run with it as cwd); extra directives in ``REPRAM_NODE_ARGS``.
 """
 
 from __future__ import annotations
