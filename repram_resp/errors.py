@@ -203,3 +203,4 @@ def acl_unknown_category(cat: bytes) -> str:
 def acl_no_users(sub: str) -> str:
     return ("ERR ACL %s is not supported: this server has one user, 'default', whose password is "
             "requirepass" % sub.upper())
+CLIENT_KILL_MAXAGE = "ERR maxage is not an integer or out of range"

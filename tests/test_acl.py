@@ -1,6 +1,8 @@
 """ACL for the one user there is ('default'), driven by redis-py, replies checked against
 redis-server (what redis-py's own suite found missing; docs/redis-py-suite.md)."""
 
+import time
+
 import pytest
 import redis
 
@@ -32,3 +34,15 @@ def test_acl_users_cannot_be_created(make_server):
     assert r.acl_list()[0].startswith("user default on #")
     with pytest.raises(redis.ResponseError, match="one user, 'default'"):
         r.acl_setuser("alice", enabled=True, nopass=True)
+
+
+def test_client_kill_maxage(server):
+    r, old = server.client(), server.client()
+    old.client_setname("old")
+    r.client_setname("me")
+    assert r.client_kill_filter(maxage=3600) == 0            # nobody is an hour old
+    time.sleep(1.1)   # the filter compares connection ages in whole seconds; no readiness wait
+    young = server.client()
+    young.client_setname("young")
+    assert r.client_kill_filter(maxage=1) == 1               # 'old' (the caller is skipped)
+    assert sorted(c["name"] for c in r.client_list()) == ["me", "young"]

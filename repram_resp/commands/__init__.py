@@ -168,3 +168,7 @@ disabled("incr incrby incrbyfloat decr decrby append setrange",
          "REPRAM values are opaque bytes it never interprets", "string")
 disabled("eval evalsha eval_ro evalsha_ro script function fcall fcall_ro",
          "REPRAM runs no server-side code; see 'Locks and libraries' in the README", "scripting")
+disabled("save bgsave bgrewriteaof",
+         "REPRAM is ephemeral; nothing is ever written to disk", "server")
+disabled("replicaof slaveof",
+         "the nodes of an enclave are equals; set them with the 'peers' directive", "server")

@@ -6,6 +6,8 @@ they never drop the connection."""
 
 from __future__ import annotations
 
+import time
+
 import hmac
 
 from .. import REDIS_COMPAT_VERSION, __version__, errors
@@ -141,7 +143,7 @@ _CLIENT_HELP = [
     "SETINFO <option> <value>", "    Set client meta attr (LIB-NAME|LIB-VER).",
     "KILL <ip:port>", "    Kill the connection at this address.",
     "KILL <option> <value> [<option> <value> [...]]",
-    "    Kill connections by ID, TYPE, ADDR, LADDR, USER or SKIPME (yes|no); returns the count.",
+    "    Kill connections by ID, TYPE, ADDR, LADDR, USER, MAXAGE or SKIPME (yes|no); returns the count.",
     "NO-EVICT (ON|OFF)", "    Accepted; REPRAM never evicts.",
     "NO-TOUCH (ON|OFF)", "    Accepted; REPRAM keeps no access times.",
     "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
@@ -206,7 +208,7 @@ def _client_kill(client, argv):
     # New form: filter pairs, reply with the number killed; SKIPME defaults
     # to yes (the caller is never killed unless it says SKIPME no).
     ids = None
-    ctype = addr = laddr = user = None
+    ctype = addr = laddr = user = maxage = None
     skipme = True
     for j in range(2, n, 2):
         opt, val = argv[j].upper(), argv[j + 1]
@@ -225,6 +227,10 @@ def _client_kill(client, argv):
             laddr = val.decode("utf-8", "surrogateescape")
         elif opt == b"USER":
             user = val
+        elif opt == b"MAXAGE":             # Redis 7.4: clients connected >= maxage seconds
+            maxage = parse_ll(val)
+            if maxage is None:
+                return client.error(errors.CLIENT_KILL_MAXAGE)
         elif opt == b"SKIPME":
             low = val.lower()
             if low not in (b"yes", b"no"):
@@ -233,8 +239,10 @@ def _client_kill(client, argv):
         else:
             return client.error(errors.SYNTAX)
     killed = 0
+    now = time.monotonic()
     for c in list(server.clients.values()):
-        if (ids is not None and c.id != ids) or (addr is not None and c.addr != addr) \
+        if (maxage is not None and maxage > 0 and now - c.created < maxage) \
+                or (ids is not None and c.id != ids) or (addr is not None and c.addr != addr) \
                 or (laddr is not None and c.laddr != laddr) \
                 or (ctype is not None and not _type_matches(c, ctype)) \
                 or (user is not None and user != b"default") or (skipme and c is client):
