@@ -3,64 +3,71 @@ with no restart and no link change to agreement on every node.
 
 Run from the repo root:
 
-    python benchmarks/repair_bound.py [--trials 10] [--preload 0,100000] [--markdown-out benchmarks/RESULTS.md]
+    python benchmarks/repair_bound.py [--trials 8] [--preload 0,100000] [--markdown-out benchmarks/RESULTS.md]
 
-Three nodes run in this process (one thread and event loop each, the test
-suite's way), with default settings (cluster-anti-entropy-interval-ms 2000,
-ping 250 ms).  Optionally ``--preload`` keys are written first through one
-node's client port and replicated normally.  Each trial then, on a random
-node's own loop, writes 100 keys straight into its keyspace (fresh HLC
-versions, not streamed) and plants a version floor over one replicated key
-(as if its newer write had expired there), at a random instant; the clock
-runs until every node returns the 100 values and nil for the floored key.
-The three nodes share one Python process (one GIL), so walks cost more than
-on separate machines.  No redis-server baseline: Redis has no anti-entropy.
+Three nodes, each its own process (benchmarks/divergent_node.py: ``python -m
+repram_resp`` plus a SIGUSR1 hook), with default settings
+(cluster-anti-entropy-interval-ms 2000, ping 250 ms).  Optionally
+``--preload`` keys are written first through one node's client port and
+replicated normally.  Each trial writes ``victim:i`` through a node and waits
+until every node has it, waits a random 0-2 s (a random phase of the
+anti-entropy schedule), then SIGUSR1s a random node: it writes 100 keys
+straight into its keyspace (not streamed) and plants a version floor over
+``victim:i``.  The clock runs until every node returns the 100 values and
+nil for the victim.  No redis-server baseline: Redis has no anti-entropy.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
 
 import redis  # noqa: E402
 
 from harness import emit_markdown, facts_markdown, machine_facts, repro_command  # noqa: E402
-from repram_resp.config import load  # noqa: E402
-from repram_resp.server import Server  # noqa: E402
+
+READY_RE = re.compile(rb"ready on \S+ port (\d+)")
+CPORT_RE = re.compile(rb"cluster port (\d+)")
 
 
 class Node:
     def __init__(self, args):
-        self.server = Server(load(["--port", "0", "--bind", "127.0.0.1", "--cluster-port", "0",
-                                   "--loglevel", "warning", *args]))
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.server.start())
-            ready.set()
-            self.loop.run_forever()
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(10)
-        self.port = self.server.port
-        self.cport = self.server.replication.cport
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "divergent_node.py"), "--port", "0", "--bind",
+             "127.0.0.1", "--cluster-port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        log = b""
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit("node exited: %r" % log)
+            log += line
+            m = READY_RE.search(line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        self.cport = int(CPORT_RE.search(log).group(1))
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
         self.r = redis.Redis(port=self.port, socket_timeout=10)
+        self.nid = args[args.index("--node-id") + 1].encode()
+        self.planted = 0
 
-    def call(self, fn):
-        async def wrap():
-            return fn()
-        return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(30)
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def wait(pred, timeout, what):
@@ -74,25 +81,19 @@ def wait(pred, timeout, what):
 
 def trial(nodes, rng, i):
     src = rng.choice(nodes)
-    keys = [b"div:%d:%d" % (i, j) for j in range(100)]
-    victim = b"shared:%d" % i
+    n = src.planted
+    src.planted += 1
+    keys = [b"div:%s:%d:%d" % (src.nid, n, j) for j in range(100)]
+    victim = b"victim:%s:%d" % (src.nid, n)
     nodes[0].r.set(victim, b"1", ex=600)
     wait(lambda: all(n.r.get(victim) == b"1" for n in nodes), 10, "the victim key everywhere")
     time.sleep(rng.uniform(0, 2.0))           # a random phase of the anti-entropy schedule
-
-    def plant():
-        s = src.server
-        now = s.clock()
-        for k in keys:
-            s.keyspace.put(k, b"v", now + 600_000, None, now)
-        s.keyspace.apply_floor(victim, s.hlc.tick(now), now)
     t0 = time.monotonic()
-    src.call(plant)
+    src.proc.send_signal(signal.SIGUSR1)
+    wait(lambda: src.r.get(keys[-1]) == b"v", 10, "the divergence to be planted")
     wait(lambda: all(n.r.mget(keys) == [b"v"] * 100 and n.r.get(victim) is None for n in nodes),
-         60, "agreement")
+         120, "agreement")
     return (time.monotonic() - t0) * 1000.0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=10)
@@ -124,10 +125,10 @@ def main() -> int:
         walk = max(float(n.r.info("replication")["repl_anti_entropy_last_walk_ms"]) for n in nodes)
         rows.append((preload, times, walk))
         for n in nodes:
-            n.call(lambda: None)
+            n.close()
     lines = ["## Issue 8: anti-entropy repair bound (benchmarks/repair_bound.py)", "",
              "Command: `%s`" % repro_command(), "", *facts_markdown(facts), "",
-             "3 in-process nodes, default `cluster-anti-entropy-interval-ms` 2000; 100 keys written "
+             "3 nodes (separate processes), default `cluster-anti-entropy-interval-ms` 2000; 100 keys written "
              "into one node's keyspace without streaming + one floor planted, at a random phase; "
              "time until every node agrees. The machine (2 cores) was shared with other teams' work.",
              "", "| keys in the store | trials | median (ms) | max (ms) | last walk (ms) |",

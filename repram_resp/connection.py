@@ -358,7 +358,8 @@ class Client(asyncio.Protocol):
             if f.cancelled():
                 reply = self.error("ERR command cancelled")
             elif f.exception() is not None:
-                log.error("blocking command failed: %r", f.exception())
+                self.server.ratelog.event(logging.ERROR, "blocking", "blocking command failed: %r",
+                                          f.exception())
                 reply = self.error("ERR internal error (see server log)")
             else:
                 reply = f.result()
@@ -450,7 +451,15 @@ class Client(asyncio.Protocol):
                 and name not in ("quit", "reset"):
             if self.multi is not None:
                 self.multi_dirty = True
-            return self.reject(cmd, errors.NOAUTH)
+            # Redis (processCommand) looks the command up and checks its
+            # arity before it asks for authentication.
+            # (A command REPRAM disables still exists for Redis: NOAUTH.)
+            err = None
+            if cmd is None:
+                err = lookup_error(cmd, argv)
+            elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+                err = lookup_error(cmd, argv)
+            return self.reject(cmd, err if err is not None else errors.NOAUTH)
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
             return pause.wait(self, argv)

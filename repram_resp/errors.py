@@ -180,3 +180,26 @@ CACHING_NOT_TRACKING = ("ERR CLIENT CACHING can be called only when the client i
                         "with OPTIN or OPTOUT mode enabled")
 CACHING_YES_NEEDS_OPTIN = "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
 CACHING_NO_NEEDS_OPTOUT = "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+
+# DUMP / RESTORE (cluster.c restoreCommand, verifyDumpPayload).
+BUSYKEY = "BUSYKEY Target key name already exists."
+DUMP_PAYLOAD = "ERR DUMP payload version or checksum are wrong"
+BAD_DATA_FORMAT = "ERR Bad data format"
+RESTORE_BAD_TTL = "ERR Invalid TTL value, must be >= 0"
+RESTORE_BAD_IDLETIME = "ERR Invalid IDLETIME value, must be >= 0"
+RESTORE_BAD_FREQ = "ERR Invalid FREQ value, must be >= 0 and <= 255"
+MODULES_UNSUPPORTED = "ERR MODULE LOAD is disabled: REPRAM runs no server-side code (no modules)"
+
+# ACL (acl.c), for the one user 'default'.
+ACL_DEFAULT_USER = "ERR The 'default' user cannot be removed"
+ACL_GENPASS_BITS = ("ERR ACL GENPASS argument must be the number of bits for the output password, "
+                    "a positive number up to 4096")
+
+
+def acl_unknown_category(cat: bytes) -> str:
+    return "ERR Unknown category '%s'" % _printable(cat)
+
+
+def acl_no_users(sub: str) -> str:
+    return ("ERR ACL %s is not supported: this server has one user, 'default', whose password is "
+            "requirepass" % sub.upper())

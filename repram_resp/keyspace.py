@@ -130,6 +130,10 @@ class Keyspace:
         # SCAN continuation: cursor id -> last key returned.  Ids start at a
         # random point so a cursor from before a restart is not mistaken.
         self._cursors: dict[int, bytes] = {}
+        # Issue 7 (soak): cursor -> the cursor it continued.  Once a client
+        # continues from cursor c, the one before c is dropped, so a finished
+        # iteration leaves one cursor behind instead of one per step.
+        self._cursor_parent: dict[int, int] = {}
         self._cursor_max = cursor_max_entries
         self._next_cursor = random.randrange(1 << 32, 1 << 44)
         self._glob_cache: dict[bytes, Callable] = {}
@@ -564,6 +568,9 @@ class Keyspace:
             after = self._cursors.get(cursor)
             if after is None:
                 raise InvalidCursor()
+            parent = self._cursor_parent.pop(cursor, None)
+            if parent is not None:
+                self._cursors.pop(parent, None)
         index, data = self.index, self.data
         prefix = literal_prefix(pattern) if pattern else b""
         if pattern is None or is_match_all(pattern) or pattern == prefix + b"*":
@@ -586,17 +593,21 @@ class Keyspace:
                 out.append(k)
         if finished or not chunk or start + count >= len(index):
             return 0, out
-        return self._remember(chunk[-1]), out
+        return self._remember(chunk[-1], cursor), out
 
-    def _remember(self, last: bytes) -> int:
+    def _remember(self, last: bytes, parent: int = 0) -> int:
         cid = self._next_cursor
         self._next_cursor += 1
         if self._next_cursor >= 1 << 53:
             self._next_cursor = 1
         cursors = self._cursors
         cursors[cid] = last
+        if parent:
+            self._cursor_parent[cid] = parent
         while len(cursors) > self._cursor_max:
-            del cursors[next(iter(cursors))]
+            old = next(iter(cursors))
+            del cursors[old]
+            self._cursor_parent.pop(old, None)
         return cid
 
     # -- stats ---------------------------------------------------------------

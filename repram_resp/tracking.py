@@ -95,7 +95,7 @@ class Tracking:
             st.prefixes = old.prefixes      # re-enabling keeps registered prefixes
         client.tracking = st
         if st.bcast:
-            for p in (prefixes or ([b""] if not st.prefixes else [])):
+            for p in (prefixes or [b""]):     # no PREFIX: every key (Redis adds "" even then)
                 if p in st.prefixes:
                     continue
                 entry = self.prefixes.get(p)

@@ -158,8 +158,11 @@ def test_auth_required(make_server):
     s = make_server("--requirepass", "pw")
     c = Raw(s.port)
     for argv in (("PING",), ("GET", "k"), ("SET", "k", "v", "EX", "10"), ("CLIENT", "SETINFO", "LIB-NAME", "x"),
-                 ("MULTI",), ("SELECT", "0"), ("INFO",), ("CONFIG", "GET", "save"), ("NOSUCH",), ("DEL", "k")):
+                 ("MULTI",), ("SELECT", "0"), ("INFO",), ("CONFIG", "GET", "save"), ("DEL", "k")):
         assert c.cmd(*argv) == NOAUTH, argv
+    # Redis looks the command up and checks its arity before AUTH (issue 7 fuzzing)
+    assert c.cmd("NOSUCH") == b"-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
+    assert c.cmd("GET") == b"-ERR wrong number of arguments for 'get' command\r\n"
     assert c.cmd("AUTH", "wrong") == WRONGPASS
     assert c.cmd("AUTH", "default", "wrong") == WRONGPASS
     assert c.cmd("AUTH", "admin", "pw") == WRONGPASS

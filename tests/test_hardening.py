@@ -325,3 +325,44 @@ def test_clients_beyond_maxclients_are_answered(make_server):
     assert read_all(s) == b"-ERR max number of clients reached\r\n"
     for k in keep:
         k.close()
+
+
+# --- part 7: logs --------------------------------------------------------------
+
+def test_cluster_port_garbage_is_logged_once_not_per_connection(make_server, caplog):
+    node = make_server("--cluster-enabled", "yes")
+    cport = node.server.replication.cport
+    with caplog.at_level(logging.DEBUG, logger="repram"):
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", cport), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            read_all(s)
+            s.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "protocol error" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+# --- part 9: what the soak found ------------------------------------------------
+
+def test_finished_scan_iterations_leave_one_cursor_behind():
+    from repram_resp.keyspace import Keyspace
+    ks = Keyspace()
+    now = 1_700_000_000_000
+    for i in range(500):
+        ks.put(b"k%03d" % i, b"v", now + 60_000, None, now)
+    for it in range(20):
+        cur, seen = 0, []
+        while True:
+            nxt, keys = ks.scan(cur, None, 10, now)
+            if it == 0 and cur:
+                # retrying the step just taken still works (the client may
+                # not have seen its reply); it forks the chain once
+                assert ks.scan(cur, None, 10, now)[1] == keys
+            seen += keys
+            if nxt == 0:
+                break
+            cur = nxt
+        assert len(seen) == 500
+    # one cursor per finished iteration (plus the forks of the first), not one per step
+    assert len(ks._cursors) <= 20 + 50 and len(ks._cursor_parent) <= 20 + 50

@@ -173,6 +173,8 @@ def bcast(s: Conns):
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "new:", "PREFIX", "new:x")
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "task:")
     s.do("r", "CLIENT", "TRACKINGINFO")
+    s.do("r", "CLIENT", "TRACKING", "ON", "BCAST")        # adds "" beside the prefixes
+    s.do("r", "CLIENT", "TRACKINGINFO")
     s.do("r", "CLIENT", "TRACKING", "ON")
     s.do("r", "CLIENT", "TRACKING", "ON", "BCAST", "OPTIN")
     s.do("all", "CLIENT", "TRACKING", "OFF")

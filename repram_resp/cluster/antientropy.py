@@ -226,11 +226,13 @@ class AntiEntropy:
             batch: list = []
             live = list(links)
             while True:
-                t = time.perf_counter()
+                # CPU time, not wall time: on a busy host a preempted walk
+                # must not stretch the pacing.
+                t = time.thread_time()
                 ranges, start = build_ranges(ks, start, first, clock(), CHUNK_KEYS)
                 first = False
                 batch += ranges
-                walk_s += time.perf_counter() - t
+                walk_s += time.thread_time() - t
                 done = start is None
                 while len(batch) >= RANGES_PER_FRAME or (done and batch):
                     part, batch = batch[:RANGES_PER_FRAME], batch[RANGES_PER_FRAME:]

@@ -167,11 +167,17 @@ class Link(asyncio.Protocol):
                 self.write(b"*2\r\n$3\r\nACK\r\n:%d\r\n" % self.ack_due)
                 self.ack_due = 0
         except m.MessageError as e:
-            log.warning("peer link %s: protocol error: %s; closing", self.describe(), e)
+            # Issue 7: anyone who can reach the port can trigger this, so
+            # once a minute per address at WARNING, DEBUG otherwise.
+            log.log(self.cluster.warn_level(("proto", self.observed_host)),
+                    "peer link %s: protocol error: %s; closing", self.describe(), e)
             self.cluster.stats["protocol_errors"] += 1
             self.abort("protocol error")
         except Exception:   # a bug must cost this link, not the node
-            log.exception("peer link %s: internal error; closing", self.describe())
+            level = self.cluster.warn_level(("internal", self.observed_host))
+            log.log(max(level, logging.ERROR) if level > logging.DEBUG else level,
+                    "peer link %s: internal error; closing", self.describe(),
+                    exc_info=level > logging.DEBUG)
             self.abort("internal error")
 
     # -- sending ---------------------------------------------------------------
@@ -405,7 +411,7 @@ class Link(asyncio.Protocol):
             c.on_bye(self, why)
         elif kind == m.ERR:
             why = m.as_text(f[1], "reason", 512) if len(f) > 1 else "?"
-            log.warning("peer %s: %s", self.describe(), why)
+            log.log(c.warn_level(("peer-err", self.observed_host)), "peer %s: %s", self.describe(), why)
             self.close("peer error")
         else:
             raise m.MessageError("unknown frame type %r" % kind[:16])

@@ -396,7 +396,23 @@ def cmd_debug(client, argv):
     return client.reject(TABLE[b"debug"], DEBUG_REFUSED)   # refused before running, as in Redis
 
 
+@command("module", -2, "admin noscript", group="server", summary="Module management: no modules "
+         "are loaded or loadable", since="4.0.0")
+def cmd_module(client, argv):
+    sub = argv[1].upper()
+    if sub == b"LIST" and len(argv) == 2:
+        return client.enc.array([])
+    if sub == b"HELP" and len(argv) == 2:
+        return _help(client, [b"MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                              b"LIST", b"    Return a list of loaded modules (none here).",
+                              b"HELP", b"    Print this help."])
+    if sub in (b"LOAD", b"LOADEX", b"UNLOAD"):
+        return client.error(errors.MODULES_UNSUPPORTED)
+    return client.error(errors.unknown_subcommand(argv[1], "MODULE"))
+
+
 TABLE[b"slowlog"].subcommands = _SLOWLOG_ARITY
 TABLE[b"latency"].subcommands = _LATENCY_ARITY
 TABLE[b"memory"].subcommands = _MEMORY_ARITY
 TABLE[b"object"].subcommands = _OBJECT_ARITY
+TABLE[b"module"].subcommands = {b"LIST": 2, b"HELP": 2}

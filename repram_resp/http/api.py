@@ -163,7 +163,6 @@ class Api:
         # Responses by status code (the usual ones present, so the hot paths
         # can just add).
         self.stats: dict[int, int] = dict.fromkeys((200, 201, 202, 404), 0)
-        self.started = time.time()
 
     # -- entry point -------------------------------------------------------------
 
@@ -300,7 +299,7 @@ class Api:
         if limit is not None and limit <= 0:
             limit = None
         cursor = query.get(b"cursor") or None
-        pages = self._key_chunks(prefix, cursor, limit)
+        pages = key_chunks(self.server, prefix, cursor, limit)
         first = next(pages)
         try:
             second = next(pages)
@@ -320,60 +319,6 @@ class Api:
             yield second
             yield from pages
         return Stream(hdr, chunks(), chunked)
-
-    def _key_chunks(self, prefix: bytes, cursor: bytes | None, limit: int | None):
-        """The JSON body in pieces of up to KEYS_CHUNK keys, walking the
-        sorted index from the last key visited (as SCAN does), so each piece
-        costs O(log N + KEYS_CHUNK) whatever the keyspace does in between:
-        ``keys > cursor`` under ``prefix``, the first ``limit`` of them, and
-        ``next_cursor`` (the page's last key) only if more remain."""
-        ks = self.server.keyspace
-        last = cursor            # last key visited (returned or skipped as expired)
-        returned = None          # last key returned
-        left = limit
-        opening = b'{"keys":['
-        emitted = False
-        while True:
-            index, data = ks.index, ks.data
-            now = self.server.clock()
-            pos = index.bisect_left(prefix) if prefix else 0
-            if last is not None:
-                pos = max(pos, index.bisect_right(last))
-            want = KEYS_CHUNK if left is None else min(KEYS_CHUNK, left)
-            batch = list(index.islice(pos, pos + SCAN_CHUNK))
-            ended = len(batch) < SCAN_CHUNK
-            out = []
-            more = False
-            for k in batch:
-                if prefix and not k.startswith(prefix):
-                    ended = True
-                    break
-                if now > data[k][1]:
-                    last = k
-                    continue
-                if len(out) == want:
-                    more = True     # a live key beyond this piece exists
-                    break
-                out.append(k)
-                last = k
-            piece = opening
-            opening = b""
-            if out:
-                returned = out[-1]
-                text = json.dumps([k.decode("utf-8", "surrogateescape") for k in out],
-                                  separators=(",", ":"))[1:-1].encode()
-                piece += (b"," + text) if emitted else text
-                emitted = True
-                if left is not None:
-                    left -= len(out)
-            if more and left == 0:
-                yield piece + b'],"next_cursor":' + json.dumps(
-                    returned.decode("utf-8", "surrogateescape")).encode() + b"}"
-                return
-            if ended and not more:
-                yield piece + b"]}"
-                return
-            yield piece
 
     # -- node information ------------------------------------------------------------
 
@@ -420,6 +365,61 @@ class Api:
     def _metrics(self, req, query, common, head):
         from .metrics import render
         return self._reply(200, common, PROMETHEUS, render(self.front), head)
+
+
+def key_chunks(server, prefix: bytes, cursor: bytes | None, limit: int | None):
+    """The JSON body in pieces of up to KEYS_CHUNK keys, walking the
+    sorted index from the last key visited (as SCAN does), so each piece
+    costs O(log N + KEYS_CHUNK) whatever the keyspace does in between:
+    ``keys > cursor`` under ``prefix``, the first ``limit`` of them, and
+    ``next_cursor`` (the page's last key) only if more remain."""
+    ks = server.keyspace
+    last = cursor            # last key visited (returned or skipped as expired)
+    returned = None          # last key returned
+    left = limit
+    opening = b'{"keys":['
+    emitted = False
+    while True:
+        index, data = ks.index, ks.data
+        now = server.clock()
+        pos = index.bisect_left(prefix) if prefix else 0
+        if last is not None:
+            pos = max(pos, index.bisect_right(last))
+        want = KEYS_CHUNK if left is None else min(KEYS_CHUNK, left)
+        batch = list(index.islice(pos, pos + SCAN_CHUNK))
+        ended = len(batch) < SCAN_CHUNK
+        out = []
+        more = False
+        for k in batch:
+            if prefix and not k.startswith(prefix):
+                ended = True
+                break
+            if now > data[k][1]:
+                last = k
+                continue
+            if len(out) == want:
+                more = True     # a live key beyond this piece exists
+                break
+            out.append(k)
+            last = k
+        piece = opening
+        opening = b""
+        if out:
+            returned = out[-1]
+            text = json.dumps([k.decode("utf-8", "surrogateescape") for k in out],
+                              separators=(",", ":"))[1:-1].encode()
+            piece += (b"," + text) if emitted else text
+            emitted = True
+            if left is not None:
+                left -= len(out)
+        if more and left == 0:
+            yield piece + b'],"next_cursor":' + json.dumps(
+                returned.decode("utf-8", "surrogateescape")).encode() + b"}"
+            return
+        if ended and not more:
+            yield piece + b"]}"
+            return
+        yield piece
 
 
 def clamp_ttl_ms(cfg, seconds: int | None) -> int:

@@ -77,11 +77,9 @@ class EmbeddedBackend:
         return None if e is None else max(0, (e[1] - now) // 1000)
 
     async def list_keys(self, prefix: bytes, limit: int | None, cursor: bytes | None) -> dict:
-        from ..http.api import Api
-        api = Api.__new__(Api)
-        api.server = self.server
+        from ..http.api import key_chunks
         parts = []
-        for chunk in api._key_chunks(prefix, cursor, limit):
+        for chunk in key_chunks(self.server, prefix, cursor, limit):
             parts.append(chunk)
             await asyncio.sleep(0)      # a big listing yields to the node between chunks
         return json.loads(b"".join(parts))

@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import sys
-import time
 import uuid
 from typing import Annotated, Literal
 
