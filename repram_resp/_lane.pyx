@@ -28,6 +28,10 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
 from .clock import wall_ms as _wall_ms
+from .keyspace import BUCKET_SHIFT as _BUCKET_SHIFT, ENTRY_OVERHEAD_BYTES
+
+cdef long long ENTRY_OVERHEAD = ENTRY_OVERHEAD_BYTES
+cdef int BUCKET_SHIFT = _BUCKET_SHIFT
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -265,6 +269,8 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
     cdef long long ttl, unit, deadline, d0, sched, version, delta
     cdef PyObject* e
     cdef object key, value, entry, old_value
+    cdef bint trivial
+    cdef long long ob
 
     try:
         while pos < end and out.n < out_limit and ncmds < max_cmds and pos < max_bytes:
@@ -376,24 +382,28 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
             if ttl < min_ttl or ttl > max_ttl:
                 break
             key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
+            deadline = now + ttl
+            # The trivial case (a live key whose new deadline keeps it in its
+            # bucket) is applied here; a new key, an expired one or a bucket
+            # move goes through Keyspace.put itself (index, buckets, expiry
+            # notification), called from here with the lane's state written
+            # back first.  Every refusal is decided before either.
+            trivial = False
             e = PyDict_GetItem(store, key)
             if e == NULL:
-                break                            # a new key: index, bucket (Python)
-            entry = <object>e
-            if type(entry) is not tuple or len(entry) != 4:
-                break
-            old_value = (<tuple>entry)[0]
-            if type(old_value) is not bytes:
-                break
-            d0 = PyLong_AsLongLong((<tuple>entry)[1])
-            sched_obj = (<tuple>entry)[3]
-            sched = PyLong_AsLongLong(sched_obj)
-            if now >= sched and now > d0:
-                break                            # expired, not yet reclaimed: notifies (Python)
-            deadline = now + ttl
-            if deadline < sched:
-                break                            # moves to an earlier bucket (Python)
-            delta = vn - PyBytes_GET_SIZE(old_value)
+                delta = kn + vn + ENTRY_OVERHEAD
+            else:
+                entry = <object>e
+                if type(entry) is not tuple or len(entry) != 4:
+                    break
+                old_value = (<tuple>entry)[0]
+                if type(old_value) is not bytes:
+                    break
+                d0 = PyLong_AsLongLong((<tuple>entry)[1])
+                sched_obj = (<tuple>entry)[3]
+                sched = PyLong_AsLongLong(sched_obj)
+                trivial = not (now >= sched and now > d0) and deadline >= sched
+                delta = vn - PyBytes_GET_SIZE(old_value)
             if delta > 0 and maxmem and used + delta > maxmem:
                 break                            # OOM reply (Python)
             if streaming and (vn > min_peer_bulk or kn > min_peer_bulk):
@@ -405,18 +415,42 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 run_kind = 2
                 run_n = 0
                 t_run = _c_perf_ns()
-            version = now << LOGICAL_BITS         # HLC.tick
-            if not stamped:
-                hlc_last = hlc.last
-                stamped = True
-            if version <= hlc_last:
-                version = hlc_last + 1
-            hlc_last = version
             value = PyBytes_FromStringAndSize(<const char*>p + vs, vn)
-            PyDict_SetItem(store, key, (value, PyLong_FromLongLong(deadline),
-                                        PyLong_FromLongLong(version), sched_obj))
-            used += delta
-            used_delta += delta
+            if trivial:
+                version = now << LOGICAL_BITS         # HLC.tick
+                if not stamped:
+                    hlc_last = hlc.last
+                    stamped = True
+                if version <= hlc_last:
+                    version = hlc_last + 1
+                hlc_last = version
+                PyDict_SetItem(store, key, (value, PyLong_FromLongLong(deadline),
+                                            PyLong_FromLongLong(version), sched_obj))
+                # Keyspace._ext (DBSIZE's count of keys extended past their
+                # bucket), as put keeps it: changes only when a key first
+                # extends past its bucket or comes back into it.
+                ob = sched >> BUCKET_SHIFT
+                if ((deadline >> BUCKET_SHIFT) > ob) != ((d0 >> BUCKET_SHIFT) > ob):
+                    if (d0 >> BUCKET_SHIFT) > ob:
+                        ks._ext_drop(ob, key)
+                    else:
+                        x = ks._ext.get(ob)
+                        if x is None:
+                            ks._ext[ob] = {key}
+                        else:
+                            x.add(key)
+                used += delta
+                used_delta += delta
+            else:
+                if used_delta:
+                    ks.used_bytes += used_delta
+                    used_delta = 0
+                if stamped:
+                    hlc.last = hlc_last
+                    stamped = False
+                ks.put(key, value, deadline, None, now)
+                used = ks.used_bytes
+                version = PyLong_AsLongLong((<tuple>store[key])[2])
             if hooks:
                 rep_off += 1
                 if lo_unset:

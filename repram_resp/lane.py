@@ -16,21 +16,24 @@ What the lane executes itself (anything else is not its business):
   null), exactly ``Keyspace.get``;
 * ``*5\\r\\n$3\\r\\nSET\\r\\n<key><value>$2\\r\\nEX|PX\\r\\n<n>`` (``SET``/``set``,
   ``EX``/``ex``/``PX``/``px``, n = 1-12 digits without a leading zero, the
-  TTL within ``min-ttl`` .. ``max-ttl``) that overwrites a **live** key whose
-  new deadline is **not earlier than the start of the bucket it is filed
-  in** (so it stays there), whose growth fits ``maxmemory``, while writes
-  are not refused (``write_refusal``, min-replicas), and whose key and value
-  fit every streaming peer's proto-max-bulk-len.  It stamps the version as
-  ``HLC.tick``, updates ``used_bytes`` and replies ``+OK``; on a node with
-  replication hooks it numbers the write, encodes the stream entry
-  byte-for-byte as ``Replicator.local_write`` and follows its flush rule.
+  TTL within ``min-ttl`` .. ``max-ttl``) while writes are not refused
+  (``write_refusal``, min-replicas), when the write fits ``maxmemory``
+  (entry overhead counted for a new key) and its key and value fit every
+  streaming peer's proto-max-bulk-len.  The overwrite of a **live** key
+  whose new deadline is **not earlier than the start of the bucket it is
+  filed in** is applied by the lane itself (version as ``HLC.tick``,
+  ``used_bytes``, DBSIZE's ``_ext``); a new key, an expired one or a bucket
+  move is stored by ``Keyspace.put`` called from the lane.  It replies
+  ``+OK``; on a node with replication hooks it numbers the write, encodes
+  the stream entry byte-for-byte as ``Replicator.local_write`` and follows
+  its flush rule.
 * Bulk headers exactly as clients write them: digits without sign or
   leading zero, within ``proto-max-bulk-len``, CRLF after each payload.
 
 It stops at the first byte of the first command it does not fully
-recognise -- another command, another spelling, other options, a new key,
-an expired key, a bucket move, an OOM, an oversize value, a partial command,
-anything malformed -- and hands the rest of the read to the Python path from
+recognise -- another command, another spelling, other options, an OOM, a
+refused TTL, an oversize value, a partial command, anything malformed --
+and hands the rest of the read to the Python path from
 that byte.  Every stop is decided before the command changes anything, so a
 command is executed entirely by one path.  The replies of the lane's prefix
 are written before the rest is parsed, so they keep their order.
