@@ -393,6 +393,9 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
             deadline = now + ttl
             if deadline < sched:
                 break                            # moves to an earlier bucket (Python)
+            if ((deadline >> 4) > (sched >> 4)) != ((d0 >> 4) > (sched >> 4)):
+                break                            # issue 7: becomes / stops being extended past
+                                                 # its bucket: Keyspace._ext (DBSIZE) in Python
             delta = vn - PyBytes_GET_SIZE(old_value)
             if delta > 0 and maxmem and used + delta > maxmem:
                 break                            # OOM reply (Python)
