@@ -227,7 +227,7 @@ def test_ratelog_summarises():
 # --- part 3: fairness ---------------------------------------------------------
 
 def test_pipelining_client_yields_to_others(make_server):
-    node = make_server("--client-turn-max-commands", "10")
+    node = make_server("--client-turn-max-commands", "1")     # 5000 turns: room for b
     a = socket.create_connection(("127.0.0.1", node.port), timeout=10)
     n = 5000
     a.sendall(b"*2\r\n$3\r\nGET\r\n$4\r\nmark\r\n" * n)    # ~130 KB: one read, one batch before
