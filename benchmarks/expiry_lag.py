@@ -74,7 +74,7 @@ except ImportError:  # pragma: no cover
     hiredis = None
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
-DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --min-ttl 0"
+DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --min-ttl 0"
 SERVER_ORDER = ("redis", "ours")
 CHANNEL = b"__keyevent@0__:expired"
 TARGET_P99_MS = 50.0

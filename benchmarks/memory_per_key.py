@@ -53,7 +53,7 @@ from harness import (  # noqa: E402
 )
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
-DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0"
+DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1"
 SERVER_ORDER = ("redis", "ours")
 TARGET_RATIO = 2.0                 # issue 11 (was 3x)
 

@@ -65,7 +65,7 @@ except ImportError:  # pragma: no cover - falls back to the harness parser
     hiredis = None
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
-DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0"
+DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1"
 SERVER_ORDER = ("redis", "ours")
 PATTERN = b"rare:*"
 TARGET_SPEEDUP = 50.0

@@ -118,7 +118,7 @@ VARIANTS = {
 }
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
-DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --cluster-port 0 --event-loop {loop}"
+DEFAULT_OURS_CMD = "{python} -m repram_resp --port {port} --bind 127.0.0.1 --event-loop {loop}"
 SERVER_ORDER = ("redis", "ours")  # the two every ratio is about
 
 
