@@ -236,6 +236,7 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
     cdef bint writes_read = False, writes = False
     cdef long long min_ttl = 0, max_ttl = 0, maxmem = 0, used = 0
     hlc = None
+    watched = None
     # Replication (Replicator.local_write).
     cdef bint hooks = False
     rep = None
@@ -340,6 +341,7 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 maxmem = ks.maxmemory_bytes
                 used = ks.used_bytes
                 hlc = ks.hlc
+                watched = ks.on_write       # keys the write hook must see (tracking, 'new')
                 hooks = server.write_hooks
                 if hooks:
                     rep = server.replication.replicator
@@ -403,6 +405,8 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 sched_obj = (<tuple>entry)[3]
                 sched = PyLong_AsLongLong(sched_obj)
                 trivial = not (now >= sched and now > d0) and deadline >= sched
+                if trivial and watched is not None and key in watched:
+                    trivial = False     # Keyspace.put runs the write hook (invalidation)
                 delta = vn - PyBytes_GET_SIZE(old_value)
             if delta > 0 and maxmem and used + delta > maxmem:
                 break                            # OOM reply (Python)

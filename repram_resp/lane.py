@@ -43,10 +43,12 @@ When it may run at all:
 * server-wide: ``Server.lane_ok`` -- the single cheap check, recomputed by
   ``Server.update_lane()`` whenever an observer appears or goes.  It is
   False whenever anything would see a command the lane cannot show it:
-  keyspace notifications a SET publishes (``$`` set, ``g`` expire), the
-  keyspace's write hook (client tracking, ``n`` new-key events), commands
+  keyspace notifications a SET publishes (``$`` set, ``g`` expire), commands
   watched one by one (MONITOR, ``slowlog-log-slower-than 0``:
-  ``Stats.instrumented``).  **A feature
+  ``Stats.instrumented``).  The keyspace's write hook (client tracking,
+  ``n`` new-key events) is mirrored instead: an overwrite of a key in
+  ``Keyspace.on_write`` goes through ``Keyspace.put``, which runs the hook,
+  and tracking clients take the gated Python path.  **A feature
   that watches individual commands or keys -- MONITOR, client tracking,
   a SLOWLOG threshold of 0, per-command hooks on Keyspace.put/get -- must
   add its condition to ``Server.update_lane`` and call it when it changes**

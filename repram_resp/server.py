@@ -294,14 +294,16 @@ class Server:
     def update_lane(self) -> None:
         """Recompute the fast lane's gate: off while any observer would see
         the difference between a lane command and a Python one (lane.py):
-        notifications a SET publishes ('$' set, 'g' expire), the keyspace's
-        write hook (client tracking, 'new' events), and commands watched one
-        by one (MONITOR, slowlog-log-slower-than 0: Stats.instrumented).
+        notifications a SET publishes ('$' set, 'g' expire) and commands
+        watched one by one (MONITOR, slowlog-log-slower-than 0:
+        Stats.instrumented).  The keyspace's write hook (client tracking,
+        'new' events) does not close the lane: its overwrites of watched keys
+        go through Keyspace.put, which runs the hook, and tracking clients
+        themselves take the gated Python path.
         Features that watch single commands or keys add their condition here
         and call this when it changes."""
         stats = getattr(self, "stats", None)
         self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
-                        and self.keyspace.on_write is None
                         and not (stats is not None and stats.instrumented))
 
     def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:

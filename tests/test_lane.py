@@ -92,7 +92,8 @@ class Node:
     def __init__(self, use_lane: bool, args, replicated: bool, peer_max_bulk: int):
         self.clock = FakeClock()
         self.tiny = "tiny-parser-limits" in args
-        args = [a for a in args if a != "tiny-parser-limits"]
+        self.tracking = "tracking" in args
+        args = [a for a in args if a not in ("tiny-parser-limits", "tracking")]
         cfg = load(["--port", "0", "--bind", "127.0.0.1", "--node-id", "n1", *args])
         self.server = Server(cfg, clock=self.clock)
         self.server.lane_enabled = use_lane and lane.AVAILABLE
@@ -229,6 +230,7 @@ CONFIGS = [
     ["--notify-keyspace-events", "Ex"],
     ["--requirepass", "pw"],
     ["--client-turn-max-commands", "3"],   # the lane keeps to the per-turn budget (issue 7)
+    ["tracking"],                 # a RESP3 client caches k1 and k2: overwrites must invalidate
 ]
 
 
@@ -267,6 +269,11 @@ async def _run(use_lane, args, replicated, peer_max_bulk, warm, steps):
     # Existing keys, so SETs are overwrites the lane may take.
     warm_client.data_received(b"".join(encode_command(b"SET", k, b"old", b"EX", b"5") for k in KEYS))
     await asyncio.sleep(0)
+    if node.tracking:
+        tracker = node.connect()
+        tracker.data_received(encode_command(b"HELLO", b"3") + encode_command(b"CLIENT", b"TRACKING", b"ON")
+                              + encode_command(b"GET", b"k1") + encode_command(b"GET", b"k2"))
+        await asyncio.sleep(0)
     c = node.connect()
     for chunk, adv, reclaim in steps:
         c.data_received(chunk)
