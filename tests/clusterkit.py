@@ -86,3 +86,25 @@ def start_mesh(make_server, n: int, *extra, per_node=None):
         nodes.append(make_server(*args))
     wait_mesh(nodes)
     return nodes
+
+
+def proxied_cluster(make_server, proxies, n, *extra, per_node=None):
+    """n nodes on 127.0.0.11.. whose peer traffic all goes through one proxy
+    in front of each node (announced as its cluster address)."""
+    ps = proxies(n)
+    nodes, hosts = [], []
+    for i in range(n):
+        ip = "127.0.0.%d" % (11 + i)
+        args = [*FAST, "--node-id", "n%d" % (i + 1), "--bind", ip,
+                "--cluster-announce-ip", "127.0.0.1", "--cluster-announce-port", str(ps[i].port),
+                *extra]
+        if per_node is not None:
+            args += list(per_node(i))
+        if i:
+            args += ["--peers", "127.0.0.1:%d" % ps[0].port]
+        node = make_server(*args)
+        ps[i].set_target(ip, node.server.replication.cport)
+        nodes.append(node)
+        hosts.append(ip)
+    wait_mesh(nodes)
+    return nodes, ps, hosts

@@ -24,6 +24,7 @@ import redis
 
 from repram_resp.clock import FakeClock
 from repram_resp.config import load
+from faultproxy import FaultProxy
 from rawresp import Raw, free_port
 from repram_resp.server import Server
 
@@ -192,3 +193,17 @@ def both(server, real_redis):
     yield ours, theirs
     ours.close()
     theirs.close()
+
+
+@pytest.fixture
+def proxies():
+    """proxies(n): n FaultProxy instances, closed after the test."""
+    made = []
+
+    def make(n):
+        ps = [FaultProxy() for _ in range(n)]
+        made.extend(ps)
+        return ps
+    yield make
+    for p in made:
+        p.close()

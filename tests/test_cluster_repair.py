@@ -10,28 +10,12 @@ import re
 import signal
 import time
 
-import pytest
 import redis
 
-from clusterkit import FAST, client, repl_info, wait_for, wait_mesh
+from clusterkit import FAST, client, proxied_cluster, repl_info, wait_for, wait_mesh
 from conftest import NodeProcess
-from faultproxy import FaultProxy
-from test_cluster_faults import proxied_cluster
 
 AE_FAST = ["--cluster-anti-entropy-interval-ms", "200"]
-
-
-@pytest.fixture
-def proxies():
-    made = []
-
-    def make(n):
-        ps = [FaultProxy() for _ in range(n)]
-        made.extend(ps)
-        return ps
-    yield make
-    for p in made:
-        p.close()
 
 
 def _all(rs, key):

@@ -9,44 +9,9 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 
-from clusterkit import FAST, client, wait_for, wait_mesh
-from faultproxy import FaultProxy
+from clusterkit import client, proxied_cluster, wait_for, wait_mesh
 from httpkit import req
-
-
-@pytest.fixture
-def proxies():
-    made = []
-
-    def make(n):
-        ps = [FaultProxy() for _ in range(n)]
-        made.extend(ps)
-        return ps
-    yield make
-    for p in made:
-        p.close()
-
-
-def proxied_cluster(make_server, proxies, n, *extra):
-    """n nodes on 127.0.0.11.. whose peer traffic goes through a proxy in
-    front of each node (as in test_cluster_faults.py)."""
-    ps = proxies(n)
-    nodes, hosts = [], []
-    for i in range(n):
-        ip = "127.0.0.%d" % (11 + i)
-        args = [*FAST, "--node-id", "n%d" % (i + 1), "--bind", ip,
-                "--cluster-announce-ip", "127.0.0.1", "--cluster-announce-port", str(ps[i].port),
-                *extra]
-        if i:
-            args += ["--peers", "127.0.0.1:%d" % ps[0].port]
-        node = make_server(*args)
-        ps[i].set_target(ip, node.server.replication.cport)
-        nodes.append(node)
-        hosts.append(ip)
-    wait_mesh(nodes)
-    return nodes, ps, hosts
 
 
 def test_http_and_resp_across_a_cluster_201_vs_202(make_server, proxies):
