@@ -137,7 +137,9 @@ def start_cluster(loop: str, origin_cpu: str, peer_cpu: str, *extra: str):
 def stage_throughput(args, loop):
     set_cmd = ["SET", "key:__rand_int__", "v", "EX", "60"]
     single = start_node("single", args.server_cpu, loop)
-    cluster = start_cluster(loop, args.server_cpu, args.client_cpu)
+    ae = args.cluster_anti_entropy_interval_ms
+    extra = () if ae is None else ("--cluster-anti-entropy-interval-ms", str(ae))
+    cluster = start_cluster(loop, args.server_cpu, args.client_cpu, *extra)
     res = {"single": [], "cluster": [], "drain_s": [], "cpu_single": [],
            "cpu_origin": [], "cpu_peer": [], "util_origin": []}
 
@@ -418,6 +420,8 @@ def main() -> int:
     ap.add_argument("--client-cpu", default="1")
     ap.add_argument("--no-lane", action="store_true",
                     help="run every node on the pure-Python path (REPRAM_NO_EXTENSIONS=1)")
+    ap.add_argument("--cluster-anti-entropy-interval-ms", type=int,
+                    help="passed to the 3 nodes of the throughput stage (0 = anti-entropy off)")
     ap.add_argument("--markdown-out")
     ap.add_argument("--markdown-mode", choices=("append", "write"), default="append")
     args = ap.parse_args()

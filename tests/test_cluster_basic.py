@@ -245,7 +245,7 @@ def test_receiver_refuses_data_from_another_enclave(make_server):
         pass
     assert client(a).get("mine") == b"1"
     # An anti-entropy request on the link where we are the receiver is a protocol error.
-    s.sendall(m.encode_ae(1, True, [(b"", None, b"x" * 16)]))
+    s.sendall(m.encode_ae(1, True, 0, [(b"", None, b"x" * 16)]))
     with pytest.raises((EOFError, ConnectionResetError)):
         while True:
             next_frame()

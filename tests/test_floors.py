@@ -92,9 +92,9 @@ def test_floors_frame_round_trip():
     data = m.encode_floors([(b"a", 1), (b"\x00b", 2 ** 80)])
     [f] = m.FrameReader(1 << 20).feed(data)
     assert f[0] == m.FLOORS and m.decode_floors(f) == [(b"a", 1), (b"\x00b", 2 ** 80)]
-    data = m.encode_ae(7, True, [(b"", b"m", b"d" * 16), (b"m", None, b"e" * 16)])
+    data = m.encode_ae(7, True, 5 << 16, [(b"", b"m", b"d" * 16), (b"m", None, b"e" * 16)])
     [f] = m.FrameReader(1 << 20).feed(data)
-    assert m.decode_ae(f) == (7, True, [(b"", b"m", b"d" * 16), (b"m", None, b"e" * 16)])
+    assert m.decode_ae(f) == (7, True, 5 << 16, [(b"", b"m", b"d" * 16), (b"m", None, b"e" * 16)])
 
 
 def _fill(ks, n, skip=(), bump=()):
@@ -158,6 +158,26 @@ def test_versions_still_in_flight_are_left_out_of_digests():
     a.put(b"new", b"v", NOW + 60_000, (NOW + 900) << 16, NOW + 900)   # 100 ms old at SETTLED
     assert _digest(a, b"", None) == _digest(b, b"", None)
     assert _digest(a, b"", None, NOW + 1400) != _digest(b, b"", None, NOW + 1400)
+
+
+def test_a_round_cutoff_makes_nodes_agree_whatever_their_walk_times():
+    # The initiator walks at one time, the peer digests later: with each side
+    # cutting at its own clock, a write between the two cut points made the
+    # range differ; with the round's cutoff both leave it out.
+    a, b = ks_with_floors(), ks_with_floors()
+    _fill(a, 200)
+    _fill(b, 200)
+    for ks in (a, b):
+        ks.put(b"mid", b"v", NOW + 60_000, (NOW + 700) << 16, NOW + 700)
+    cutoff = ae.default_cutoff(NOW + 1000)           # 500 ms before the initiator's walk
+    ranges, _ = ae.build_ranges(a, b"", True, NOW + 1000, 300, cutoff)
+    lo, hi, d = next(r for r in ranges if r[0] <= b"mid" and (r[1] is None or b"mid" < r[1]))
+    keys, _ = ae._chunk(b, lo, True, hi, 10 ** 9)
+    assert ae.digest_keys(b, keys, NOW + 1400, cutoff) == d          # peer 400 ms later
+    assert ae.digest_keys(b, keys, NOW + 1400) != d                  # its own cut point
+    # A version newer than the cutoff is left out wherever it has arrived.
+    b.put(b"key:00007", b"w", NOW + 60_000, (NOW + 900) << 16, NOW + 900)
+    assert ae.top_versions(b, [b"key:00006", b"key:00007"], NOW + 1400, cutoff)[0] == [b"key:00006"]
 
 
 def test_merged_chunks_of_entries_and_floors_are_sorted_and_complete():

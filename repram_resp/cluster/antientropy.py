@@ -22,14 +22,18 @@ receiver, as for SYNC):
   its merged sorted index (keys of entries and of floors) in groups of
   ``RANGE_KEYS`` keys; group i covers ``[lo_i, lo_{i+1})`` (the first starts
   at the empty key, the last has no upper bound), and its digest is BLAKE2b
-  over the keys in it, their lengths and their top versions.  Ranges go out in ``AE``
+  over the keys in it, their lengths and their top versions -- leaving out
+  keys whose top version is newer than the round's *cutoff*, chosen once by
+  the node (its clock SETTLE_MS ago) and carried in every frame, so both
+  sides cut at the same version.  Ranges go out in ``AE``
   frames of up to ``RANGES_PER_FRAME``, the same frames to every peer taking
   part (one walk serves them all); the last frame says so.
 * The peer computes its own digest of each range and, where they differ,
   sends the range's *summary*: ``(key, top version)`` of every key it has
   there (``AES``).  After the last frame it answers ``AEEND``.
 * The node asks (``AEGET``) for the keys whose version in the summary is
-  newer than its own; the peer sends them -- live entries as ``CU 0``
+  newer than its own and not newer than the cutoff (a newer one is in
+  flight on the stream); the peer sends them -- live entries as ``CU 0``
   entries, the rest (floors, expired entries) as ``FL`` floors -- and they
   are applied as always: last writer wins, floors drop older values.  So a
   spurious difference (a key written between the two walks: under a heavy
@@ -43,10 +47,12 @@ receiver, as for SYNC):
 Work per loop turn is bounded on both sides: at most ``CHUNK_KEYS`` keys are
 hashed or sent before yielding, and sending waits for the link to drain.
 A round starts only when the previous one was answered by every peer taking
-part (or timed out), and rounds are paced so that anti-entropy -- our walk
-plus answering each peer's rounds -- uses at most about ``1 / PACE_FACTOR``
-of the CPU: the next round waits at least ``PACE_FACTOR`` times the CPU time
-it cost since the previous round began.  Big keyspaces get a longer
+part (or timed out), and rounds are paced so that the rounds a node starts
+use at most about ``1 / PACE_FACTOR`` of one CPU, wherever it is spent: the
+next round waits at least ``PACE_FACTOR`` times the CPU they cost since the
+previous round began -- our walk, reading summaries, applying fetched
+entries and floors, and the peers' CPU answering (digests, summaries,
+fetches; each peer reports it in ``AEEND``).  Big keyspaces get a longer
 effective interval (measured: ~0.8 us per key walked, so with 2 peers the
 interval stays at its 2 s default up to ~80,000 keys; INFO shows the last
 walk and round durations).
@@ -109,14 +115,13 @@ def _bisect_right(keys: list, x: bytes) -> int:
     return lo
 
 
-def summary_bytes(ks, keys, now: int) -> bytes:
-    """The bytes a range digest hashes for these keys (in order): the keys,
-    their lengths and their top versions.  Left out: keys whose only floor
-    retired, and keys whose top version is younger than SETTLE_MS -- a write
-    that recent is normally still on its way to the peer, and counting it
-    would make nearly every range differ under a write load (it is compared
-    in the next round).  Versions fit 64 bits until the year 10889; a bigger one (a
-    wild peer clock) falls back to decimal text."""
+def default_cutoff(now: int) -> int:
+    return (now - SETTLE_MS) << 16
+
+
+def top_versions(ks, keys, now: int, cutoff: int):
+    """(keys, versions): each key's top version, for the keys that have one
+    at or below cutoff (a key whose top version is newer is left out)."""
     data = ks.data
     floors = ks.floors
     if floors:
@@ -131,10 +136,25 @@ def summary_bytes(ks, keys, now: int) -> bytes:
             keys, vs = [k for k, _ in pairs], [v for _, v in pairs]
     else:
         vs = [data[k][2] for k in keys]
-    cutoff = (now - SETTLE_MS) << 16
     if vs and max(vs) > cutoff:
         pairs = [(k, v) for k, v in zip(keys, vs) if v <= cutoff]
         keys, vs = [k for k, _ in pairs], [v for _, v in pairs]
+    return keys, vs
+
+
+def summary_bytes(ks, keys, now: int, cutoff: int | None = None) -> bytes:
+    """The bytes a range digest hashes for these keys (in order): the keys,
+    their lengths and their top versions.  Left out: keys whose only floor
+    retired, and keys whose top version is newer than the round's cutoff
+    (chosen once by the round's initiator, SETTLE_MS before its clock, and
+    used by both sides): a write that recent is normally still on its way
+    to the peer, and counting it would make nearly every range differ under
+    a write load (it is compared in a later round).  Versions fit 64 bits
+    until the year 10889; a bigger one (a wild peer clock) falls back to
+    decimal text."""
+    if cutoff is None:
+        cutoff = default_cutoff(now)
+    keys, vs = top_versions(ks, keys, now, cutoff)
     try:
         tail = array("Q", vs).tobytes()
     except OverflowError:
@@ -146,26 +166,29 @@ def new_digest():
     return hashlib.blake2b(digest_size=16)
 
 
-def digest_keys(ks, keys, now: int) -> bytes:
+def digest_keys(ks, keys, now: int, cutoff: int | None = None) -> bytes:
     h = new_digest()
-    h.update(summary_bytes(ks, keys, now))
+    h.update(summary_bytes(ks, keys, now, cutoff))
     return h.digest()
 
 
-def build_ranges(ks, start: bytes, first: bool, now: int, max_keys: int):
+def build_ranges(ks, start: bytes, first: bool, now: int, max_keys: int,
+                 cutoff: int | None = None):
     """Ranges from ``start`` on, covering up to max_keys keys: returns
     ([(lo, hi or None, digest)], next start or None when the walk is done).
     The first range of a walk starts at b'' (inclusive)."""
+    if cutoff is None:
+        cutoff = default_cutoff(now)
     out = []
     lo = b"" if first else start
     done = 0
     while done < max_keys:
         keys, complete = _chunk(ks, lo, True, None, RANGE_KEYS + 1)
         if len(keys) <= RANGE_KEYS:
-            out.append((lo, None, digest_keys(ks, keys, now)))
+            out.append((lo, None, digest_keys(ks, keys, now, cutoff)))
             return out, None
         group, hi = keys[:RANGE_KEYS], keys[RANGE_KEYS]
-        out.append((lo, hi, digest_keys(ks, group, now)))
+        out.append((lo, hi, digest_keys(ks, group, now, cutoff)))
         done += RANGE_KEYS
         lo = hi
     return out, lo
@@ -187,7 +210,8 @@ class AntiEntropy:
         self.last_walk_ms = 0.0
         self.last_round_ms = 0.0
         self.last_links = 0
-        self.busy_s = 0.0                # CPU spent on anti-entropy since the last round began
+        self.busy_s = 0.0                # CPU our rounds cost (here and, as reported, at the peers)
+        self.cutoffs: dict = {}          # round id -> its version cutoff (the last few rounds)
         self.last_busy_ms = 0.0
 
     # -- receiver: rounds -----------------------------------------------------
@@ -223,8 +247,9 @@ class AntiEntropy:
 
     def _round_over(self, now: float) -> None:
         self.last_round_ms = (now - self.round_started) * 1000.0
-        # Everything anti-entropy cost us since the last round began -- our
-        # walk, and answering the peers' rounds -- sets the pace.
+        # Everything our rounds cost since the last round began -- the walk,
+        # reading the peers' summaries, applying what we fetched, and the
+        # peers' CPU answering them (reported in AEEND) -- sets the pace.
         pace = self.busy_s * PACE_FACTOR
         self.last_busy_ms = self.busy_s * 1000.0
         self.busy_s = 0.0
@@ -235,6 +260,12 @@ class AntiEntropy:
         clock = self.server.clock
         self.round_id += 1
         rid = self.round_id
+        # One cutoff for the whole round, on both sides: a range that saw no
+        # write since (cutoff + in-flight time) digests the same everywhere.
+        cutoff = default_cutoff(clock())
+        self.cutoffs[rid] = cutoff
+        for old in [r for r in self.cutoffs if r < rid - 4]:
+            del self.cutoffs[old]
         self.round_started = time.monotonic()
         self.last_links = len(links)
         self.stats["rounds"] += 1
@@ -247,7 +278,7 @@ class AntiEntropy:
                 # CPU time, not wall time: on a busy host a preempted walk
                 # must not stretch the pacing.
                 t = time.thread_time()
-                ranges, start = build_ranges(ks, start, first, clock(), CHUNK_KEYS)
+                ranges, start = build_ranges(ks, start, first, clock(), CHUNK_KEYS, cutoff)
                 first = False
                 batch += ranges
                 walk_s += time.thread_time() - t
@@ -255,7 +286,7 @@ class AntiEntropy:
                 while len(batch) >= RANGES_PER_FRAME or (done and batch):
                     part, batch = batch[:RANGES_PER_FRAME], batch[RANGES_PER_FRAME:]
                     last = done and not batch
-                    data = m.encode_ae(rid, last, part)
+                    data = m.encode_ae(rid, last, cutoff, part)
                     self.stats["ranges_sent"] += len(part)
                     live = [lk for lk in live if lk.state == "ready"]
                     for lk in live:
@@ -280,7 +311,11 @@ class AntiEntropy:
             if not self.pending:
                 self._round_over(time.monotonic())
 
-    def on_aeend(self, link, rid: int, differing: int, keys: int, floors: int) -> None:
+    def on_aeend(self, link, rid: int, differing: int, keys: int, floors: int,
+                 cpu_us: int = 0) -> None:
+        # The peer's CPU answering our rounds (digests, summaries, fetches)
+        # counts toward our pace: it is work our rounds caused.
+        self.busy_s += min(max(cpu_us, 0), 60_000_000) / 1e6
         if self.pending.get(link) == rid:
             del self.pending[link]
             self.stats["ranges_repaired_here"] += differing
@@ -292,6 +327,7 @@ class AntiEntropy:
 
     def on_floors(self, link, f: list) -> None:
         """FL: floors from the peer (catch-up or repair)."""
+        t = time.thread_time()
         pairs = m.decode_floors(f)
         if link.peer is None or link.peer.enclave != self.cluster.enclave:
             return                      # nothing crosses enclaves, floors included
@@ -305,22 +341,25 @@ class AntiEntropy:
                 applied += 1
         self.stats["floors_received"] += len(pairs)
         self.stats["floors_applied"] += applied
+        self.busy_s += time.thread_time() - t
 
     # -- sender: answering a peer's round ---------------------------------------
 
     def on_ae(self, link, f: list) -> None:
-        rid, last, ranges = m.decode_ae(f)
+        t = time.thread_time()
+        rid, last, cutoff, ranges = m.decode_ae(f)
+        link.ae_cpu += time.thread_time() - t
         c = self.cluster
         if link.peer is None or link.peer.enclave != c.enclave:
             if last:
-                link.write(m.frame(m.AEEND, rid, 0, 0, 0))
+                link.write(m.frame(m.AEEND, rid, 0, 0, 0, 0))
             return
         q = link.ae_queue
         if q is None:
             q = link.ae_queue = deque()
         if len(q) >= QUEUE_FRAMES_MAX:
             raise m.MessageError("AE: more than %d frames queued" % QUEUE_FRAMES_MAX)
-        q.append((rid, last, ranges))
+        q.append((rid, last, cutoff, ranges))
         if link.ae_task is None:
             link.ae_task = asyncio.ensure_future(self._serve(link))
 
@@ -333,19 +372,23 @@ class AntiEntropy:
             q = link.ae_queue = deque()
         if len(q) >= QUEUE_FRAMES_MAX:
             raise m.MessageError("AEGET: more than %d frames queued" % QUEUE_FRAMES_MAX)
-        q.append((None, False, keys))
+        q.append((None, False, 0, keys))
         if link.ae_task is None:
             link.ae_task = asyncio.ensure_future(self._serve(link))
 
     def on_summary(self, link, f: list) -> None:
         """AES: the peer's (key, version) for a range that differs; fetch
-        what it has newer than we do."""
-        _rid, pairs = m.decode_summary(f)
+        what it has newer than we do -- but not a version newer than the
+        round's cutoff: that write is still in flight on the stream."""
+        t = time.thread_time()
+        rid, pairs = m.decode_summary(f)
         if link.peer is None or link.peer.enclave != self.cluster.enclave:
             return
-        t = time.thread_time()
+        cutoff = self.cutoffs.get(rid)
+        if cutoff is None:
+            cutoff = default_cutoff(self.server.clock())
         top = self.server.keyspace.top_version
-        want = [k for k, v in pairs if v > top(k)]
+        want = [k for k, v in pairs if cutoff >= v > top(k)]
         self.busy_s += time.thread_time() - t
         self.stats["summary_keys_received"] += len(pairs)
         for i in range(0, len(want), FETCH_KEYS):
@@ -354,25 +397,27 @@ class AntiEntropy:
 
     async def _serve(self, link) -> None:
         q = link.ae_queue
-        differing = keys = floors = 0
+        # Counts since the last AEEND, kept on the link: this task ends
+        # whenever the queue runs dry, mid-round.
+        cnt = link.ae_counts
         try:
             while q and link.state == "ready":
-                rid, last, ranges = q.popleft()
+                rid, last, cutoff, ranges = q.popleft()
                 if rid is None:                 # AEGET: the keys themselves
                     t = time.thread_time()
                     k, fl = self._send_keys(link, ranges)
-                    self.busy_s += time.thread_time() - t
-                    keys += k
-                    floors += fl
+                    link.ae_cpu += time.thread_time() - t
+                    cnt[1] += k
+                    cnt[2] += fl
                     if link.paused:
                         await link.drained()
                     else:
                         await asyncio.sleep(0)
                     continue
                 for j, (lo, hi, dig) in enumerate(ranges):
-                    if await self._digest(lo, hi) != dig:
-                        differing += 1
-                        await self._send_summary(link, rid, lo, hi)
+                    if await self._digest(link, lo, hi, cutoff) != dig:
+                        cnt[0] += 1
+                        await self._send_summary(link, rid, lo, hi, cutoff)
                     if j % 8 == 7:
                         # ~1,000 keys per turn: a frame's ranges, or a queue
                         # of frames, must not run in one loop turn.
@@ -382,9 +427,11 @@ class AntiEntropy:
                             await asyncio.sleep(0)
                 await asyncio.sleep(0)
                 if last:
-                    link.write(m.frame(m.AEEND, rid, differing, keys, floors))
-                    self.stats["ranges_differing_served"] += differing
-                    differing = keys = floors = 0
+                    cpu_us = int(link.ae_cpu * 1e6)
+                    link.ae_cpu = 0.0
+                    link.write(m.frame(m.AEEND, rid, cnt[0], cnt[1], cnt[2], cpu_us))
+                    self.stats["ranges_differing_served"] += cnt[0]
+                    cnt[:] = [0, 0, 0]
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -393,38 +440,33 @@ class AntiEntropy:
         finally:
             link.ae_task = None
 
-    async def _digest(self, lo: bytes, hi) -> bytes:
+    async def _digest(self, link, lo: bytes, hi, cutoff: int) -> bytes:
         ks = self.server.keyspace
         h = new_digest()
         cur, inclusive = lo, True
         while True:
             t = time.thread_time()
             keys, complete = _chunk(ks, cur, inclusive, hi, CHUNK_KEYS)
-            h.update(summary_bytes(ks, keys, self.server.clock()))
-            self.busy_s += time.thread_time() - t
+            h.update(summary_bytes(ks, keys, self.server.clock(), cutoff))
+            link.ae_cpu += time.thread_time() - t
             if complete or not keys:
                 return h.digest()
             cur, inclusive = keys[-1], False
             await asyncio.sleep(0)
 
-    async def _send_summary(self, link, rid: int, lo: bytes, hi) -> None:
+    async def _send_summary(self, link, rid: int, lo: bytes, hi, cutoff: int) -> None:
         ks = self.server.keyspace
         cur, inclusive = lo, True
         while link.state == "ready":
+            t = time.thread_time()
             keys, complete = _chunk(ks, cur, inclusive, hi, CHUNK_KEYS)
-            now = self.server.clock()
-            data, floors, floor_of = ks.data, ks.floors, ks.floor_of
-            cutoff = (now - SETTLE_MS) << 16
-            parts = []
-            for k in keys:
-                e = data.get(k)
-                f = floor_of(k, now) if k in floors else 0
-                v = e[2] if e is not None and e[2] > f else f
-                if v and v <= cutoff:
-                    parts.append(m.floor_entry(k, v))
-            if parts:
-                link.write(m.summary_head(rid, len(parts)) + b"".join(parts))
-                self.stats["summary_keys_sent"] += len(parts)
+            sk, vs = top_versions(ks, keys, self.server.clock(), cutoff)
+            if sk:
+                floor_entry = m.floor_entry
+                link.write(m.summary_head(rid, len(sk))
+                           + b"".join([floor_entry(k, v) for k, v in zip(sk, vs)]))
+                self.stats["summary_keys_sent"] += len(sk)
+            link.ae_cpu += time.thread_time() - t
             if complete or not keys:
                 return
             cur, inclusive = keys[-1], False

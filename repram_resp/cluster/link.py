@@ -88,6 +88,8 @@ class Link(asyncio.Protocol):
         self.recorrected_at = 0.0
         self.ae_queue = None               # anti-entropy frames the peer asked us to answer
         self.ae_task = None
+        self.ae_cpu = 0.0                  # CPU answering the peer's rounds, not yet reported
+        self.ae_counts = [0, 0, 0]         # ranges differing, keys, floors sent: not yet reported
         # Receiver side (acceptor): the peer's stream on this link.
         self.seen_upto_ms = 0              # peer clock: all its writes before this arrived
         self.ack_due = 0
@@ -410,9 +412,10 @@ class Link(asyncio.Protocol):
         elif kind == m.AEEND:
             if self.dialer:
                 raise m.MessageError("anti-entropy answer on the sender's own link")
-            m.need(f, 5, "AEEND")
+            m.need(f, 6, "AEEND")
             c.antientropy.on_aeend(self, m.as_int(f[1], "round"), m.as_int(f[2], "differing"),
-                                   m.as_int(f[3], "keys"), m.as_int(f[4], "floors"))
+                                   m.as_int(f[3], "keys"), m.as_int(f[4], "floors"),
+                                   m.as_int(f[5], "cpu"))
         elif kind == m.NODES:
             c.on_gossip(self, m.decode_nodes(f))
         elif kind == m.BYE:

@@ -58,7 +58,7 @@ ENTRY_FIELDS = 4        # key, value, deadline_ms, version
 BATCH_HEAD = 4          # B origin first_offset sent_ms
 CU_HEAD = 2             # CU sync_id
 FLOOR_FIELDS = 2        # key, version
-AE_HEAD = 3             # AE round last
+AE_HEAD = 4             # AE round last cutoff
 AE_RANGE_FIELDS = 3     # lo, hi ('' = no upper bound), digest
 
 # Refusal reasons carried by REJ.
@@ -276,27 +276,29 @@ def decode_aeget(f: list) -> list:
     return [as_bytes(k, "key") for k in f[1:]]
 
 
-def encode_ae(round_id: int, last: bool, ranges) -> bytes:
-    """ranges: [(lo, hi or None, digest)]."""
-    items = [AE, round_id, int(last)]
+def encode_ae(round_id: int, last: bool, cutoff: int, ranges) -> bytes:
+    """ranges: [(lo, hi or None, digest)]; cutoff: the round's version
+    cutoff (both sides digest only versions at or below it)."""
+    items = [AE, round_id, int(last), b"%d" % cutoff]
     for lo, hi, dig in ranges:
         items += [lo, b"" if hi is None else hi, dig]
     return frame(*items)
 
 
 def decode_ae(f: list):
-    """(round, last, [(lo, hi or None, digest)])."""
+    """(round, last, cutoff, [(lo, hi or None, digest)])."""
     if len(f) < AE_HEAD or (len(f) - AE_HEAD) % AE_RANGE_FIELDS:
         raise MessageError("AE: bad field count")
     rid = as_int(f[1], "round")
     last = as_int(f[2], "last")
+    cutoff = as_version(f[3])
     out = []
     for i in range(AE_HEAD, len(f), AE_RANGE_FIELDS):
         lo, hi, dig = as_bytes(f[i], "lo"), as_bytes(f[i + 1], "hi"), as_bytes(f[i + 2], "digest")
         if len(dig) > 64:
             raise MessageError("AE: digest longer than 64 bytes")
         out.append((lo, hi if hi else None, dig))
-    return rid, bool(last), out
+    return rid, bool(last), cutoff, out
 
 
 def encode_cu(sync_id: int, entries) -> bytes:

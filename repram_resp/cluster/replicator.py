@@ -444,11 +444,14 @@ class Replicator:
     def on_cu(self, link, f: list) -> None:
         if len(f) < m.CU_HEAD:
             raise m.MessageError("CU: short header")
-        m.as_int(f[1], "sync id")
+        sync_id = m.as_int(f[1], "sync id")
         if link.peer.enclave != self.cluster.enclave:
             self._refuse_all(link, f, m.CU_HEAD, 0)
             return
+        t = time.thread_time() if sync_id == 0 else 0.0
         applied, refusals = self._apply(link, f, m.CU_HEAD, None)
+        if sync_id == 0:                # entries anti-entropy fetched: its cost
+            self.cluster.antientropy.busy_s += time.thread_time() - t
         self.stats["catchup_keys_received"] += (len(f) - m.CU_HEAD) // m.ENTRY_FIELDS
         link.sync_applied += applied
         if refusals:
