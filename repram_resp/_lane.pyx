@@ -438,11 +438,7 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                     if (d0 >> BUCKET_SHIFT) > ob:
                         ks._ext_drop(ob, key)
                     else:
-                        x = ks._ext.get(ob)
-                        if x is None:
-                            ks._ext[ob] = {key}
-                        else:
-                            x.add(key)
+                        ks._ext_add(ob, key)
                 used += delta
                 used_delta += delta
             else:

@@ -228,15 +228,18 @@ class Keyspace:
                 if was_ext:
                     self._ext_drop(ob, key)
                 else:
-                    x = self._ext.get(ob)
-                    if x is None:
-                        self._ext[ob] = {key}
-                    else:
-                        x.add(key)
+                    self._ext_add(ob, key)
             data[key] = (value, deadline, version, sched)
         w = self.on_write
         if w is not None and key in w:
             self.write_hook(key, created)
+
+    def _ext_add(self, b: int, key: bytes) -> None:
+        x = self._ext.get(b)
+        if x is None:
+            self._ext[b] = {key}
+        else:
+            x.add(key)
 
     def _ext_drop(self, b: int, key: bytes) -> None:
         x = self._ext.get(b)
