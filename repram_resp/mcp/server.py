@@ -103,6 +103,13 @@ def build(backend_factory, name: str = "repram-mcp"):
     def result(s: str, error: bool = False) -> CallToolResult:
         return CallToolResult(content=[TextContent(type="text", text=s)], is_error=error)
 
+    def failure(what: str, e: Exception) -> CallToolResult:
+        """A failed backend call as an MCP tool error: the node's status for a
+        BackendError, the exception's text otherwise."""
+        if isinstance(e, BackendError):
+            return result("REPRAM %s failed: %d %s" % (what, e.status, e.reason), True)
+        return result("REPRAM %s failed: %s" % (what, _why(e)), True)
+
     @server.tool(name="repram_store", description=STORE_DESCRIPTION, structured_output=False)
     async def repram_store(
         data: Annotated[str, Field(description="The data to store.")],
@@ -137,10 +144,8 @@ def build(backend_factory, name: str = "repram-mcp"):
     ) -> CallToolResult:
         try:
             got = await backend().retrieve(key.encode("utf-8", "surrogateescape"))
-        except BackendError as e:
-            return result("REPRAM retrieve failed: %d %s" % (e.status, e.reason), True)
         except Exception as e:
-            return result("REPRAM retrieve failed: %s" % _why(e), True)
+            return failure("retrieve", e)
         if got is None:
             return result(NOT_FOUND)
         value, created_at, remaining = got
@@ -160,10 +165,8 @@ def build(backend_factory, name: str = "repram-mcp"):
     ) -> CallToolResult:
         try:
             remaining = await backend().exists(key.encode("utf-8", "surrogateescape"))
-        except BackendError as e:
-            return result("REPRAM exists check failed: %d %s" % (e.status, e.reason), True)
         except Exception as e:
-            return result("REPRAM exists check failed: %s" % _why(e), True)
+            return failure("exists check", e)
         if remaining is None:
             return result(text({"exists": False}))
         return result(text({"exists": True, "remaining_ttl_seconds": remaining,
@@ -182,10 +185,8 @@ def build(backend_factory, name: str = "repram-mcp"):
         try:
             res = await backend().list_keys((prefix or "").encode("utf-8", "surrogateescape"), limit,
                                             cursor.encode("utf-8", "surrogateescape") if cursor else None)
-        except BackendError as e:
-            return result("REPRAM list keys failed: %d %s" % (e.status, e.reason), True)
         except Exception as e:
-            return result("REPRAM list keys failed: %s" % _why(e), True)
+            return failure("list keys", e)
         return result(text(res))
 
     server.repram_state = state
