@@ -18,8 +18,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYX = os.path.join("repram_resp", "_lane.pyx")
-C = os.path.join("repram_resp", "_lane.c")
+# (module, source stem): the fast lane, and the small helpers of native.py (issue 7)
+MODULES = [("repram_resp._lane", "_lane"), ("repram_resp._native", "_native")]
 
 
 def _want() -> bool:
@@ -33,13 +33,19 @@ def _extensions():
         from Cython.Build import cythonize
     except ImportError:
         cythonize = None
-    if cythonize is not None and os.path.exists(os.path.join(HERE, PYX)):
-        return cythonize([Extension("repram_resp._lane", [PYX])],
-                         compiler_directives={"language_level": "3"}, quiet=True)
-    if os.path.exists(os.path.join(HERE, C)):
-        return [Extension("repram_resp._lane", [C])]
-    print("repram-resp: neither Cython nor %s: building without the fast lane" % C, file=sys.stderr)
-    return []
+    out = []
+    for name, stem in MODULES:
+        pyx = os.path.join("repram_resp", stem + ".pyx")
+        c = os.path.join("repram_resp", stem + ".c")
+        if cythonize is not None and os.path.exists(os.path.join(HERE, pyx)):
+            out += cythonize([Extension(name, [pyx])],
+                             compiler_directives={"language_level": "3"}, quiet=True)
+        elif os.path.exists(os.path.join(HERE, c)):
+            out.append(Extension(name, [c]))
+        else:
+            print("repram-resp: neither Cython nor %s: building without %s" % (c, name),
+                  file=sys.stderr)
+    return out
 
 
 class OptionalBuildExt(build_ext):

@@ -265,6 +265,18 @@ def a_glob_64k_keys(port, ctx):
     return _send_and_read(port, enc("KEYS", pat), True, ctx.cap)[:30]
 
 
+def a_glob_keys_fit(port, ctx):
+    # A key long enough for the pattern: the matcher really runs (the regex
+    # translation compiled its segments lazily, on the first such key).
+    s = connect(port)
+    s.sendall(enc("SET", b"k" * 14000, "v", "EX", 600))
+    read_some(s, ctx.cap)
+    s.close()
+    ctx.mark()
+    pat = b"[a-z]?" * 7000 + b"*"
+    return _send_and_read(port, enc("KEYS", pat), True, ctx.cap)[:30]
+
+
 def a_setname_64k(port, ctx):
     return _send_and_read(port, enc("CLIENT", "SETNAME", b"n" * 65000), True, ctx.cap)
 
@@ -385,6 +397,7 @@ ATTACKS = [
     ("dbsize_expiry_wave", "DBSIZE+INFO at a 200k-key expiry wave", a_dbsize_expiry_wave),
     ("glob_64k_psubscribe", "PSUBSCRIBE 64 KB pattern", a_glob_64k_psubscribe),
     ("glob_64k_keys", "KEYS 60 KB pattern", a_glob_64k_keys),
+    ("glob_keys_fit", "KEYS 42 KB pattern + a 14 KB key it matches", a_glob_keys_fit),
     ("setname_64k", "CLIENT SETNAME 64 KB", a_setname_64k),
     ("setname_20m", "CLIENT SETNAME 20 MB", a_setname_20m),
     ("psub_10k_set", "200 SETs with 10,000 patterns + notifications", a_psub_10k_set),

@@ -37,6 +37,7 @@ from .clock import wall_ms
 
 from . import errors, lane
 from .commands import TABLE, find, lookup_error
+from .commands.connection import subcommand_arity_error
 from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
 
@@ -454,11 +455,15 @@ class Client(asyncio.Protocol):
             # Redis (processCommand) looks the command up and checks its
             # arity before it asks for authentication.
             # (A command REPRAM disables still exists for Redis: NOAUTH.)
+            # So does it for a container's subcommand (lookupCommand finds
+            # "client|nope" missing, or "config|get" short of arguments).
             err = None
             if cmd is None:
                 err = lookup_error(cmd, argv)
             elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
                 err = lookup_error(cmd, argv)
+            elif cmd.subcommands and len(argv) >= 2:
+                err = subcommand_arity_error(argv, cmd.subcommands, cmd.name)
             return self.reject(cmd, err if err is not None else errors.NOAUTH)
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
@@ -503,6 +508,11 @@ class Client(asyncio.Protocol):
         """An error reply for a command refused before it ran (rejected_calls;
         the batch loop's run already counted it in calls, so take it back)."""
         server = self.server
+        if cmd is not None and cmd.name == "exec":
+            # Redis (rejectCommand -> execCommandAbort): a refused EXEC
+            # discards the transaction (and the WATCHes), in MULTI or not.
+            msg = errors.exec_rejected(msg)
+            self.end_multi()
         server.stat_errors += 1
         server.stats.count_error(msg)
         if cmd is not None:

@@ -47,6 +47,15 @@ DISCARD_WITHOUT_MULTI = "ERR DISCARD without MULTI"
 MULTI_NESTED = "ERR MULTI calls can not be nested"
 WATCH_IN_MULTI = "ERR WATCH inside MULTI is not allowed"
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+
+
+def exec_rejected(msg: str) -> str:
+    """Redis's reply when EXEC itself is refused before it runs (arity,
+    NOAUTH, subscribed context ...): execCommandAbort wraps the error, whose
+    formatted texts carry no "ERR " prefix there (rejectCommandFormat)."""
+    if msg.startswith("ERR "):
+        msg = msg[4:]
+    return "EXECABORT Transaction discarded because of: " + msg
 NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"

@@ -29,11 +29,20 @@ recursion, and the per-byte work runs inside the C regex engine.  A plain
 translation to one regex (``.*`` per star) would backtrack polynomially on
 hostile patterns like ``*a*a*a*a*b``.
 
-Cost (issue 7): a pattern without ``[`` or ``\\`` -- nearly all of them -- is
-compiled without a Python step per byte (split on ``*`` runs, ``re.escape``,
-``?`` -> ``.``: C loops); sets and escapes take the per-byte tokenizer, whose
-range expansion is memoised.  Only patterns up to ``CACHE_PATTERN_MAX_BYTES``
-are cached (here and in ``re``'s own cache), so caches stay bounded in bytes.
+Cost (issue 7).  With the compiled extension, ``compile_glob`` returns
+native.Glob: Redis's own stringmatchlen loop in C, so a pattern of any
+length costs nothing to compile and a match costs what it costs Redis.
+The pure-Python matcher (``compile_glob_py``, also the specification the
+tests hold the extension to) tokenizes with one C regex pass
+(``_TOKEN.findall``: a token is a run of literals and escapes, a run of
+``?``, a run of ``*`` or one set), one Python step per token and none per
+byte; each distinct set is translated once, in a few steps per member (a
+range never expands to its 256 bytes).  A pattern without ``[`` or ``\\``
+splits on ``*`` runs in C.  Segment regexes are compiled on the first key
+long enough to match (re's compiler is Python code, per regex item: the
+one cost left per byte, and only without the extension).  Only patterns up
+to ``CACHE_PATTERN_MAX_BYTES`` are cached (here and in ``re``'s own cache),
+so caches stay bounded in bytes.
 """
 
 from __future__ import annotations
@@ -42,12 +51,26 @@ import functools
 import re
 from typing import Callable
 
-__all__ = ["compile_glob", "literal_prefix", "is_match_all"]
+from .native import Glob as _NativeGlob
 
-_STAR = None  # token marker; every other token is a 256-entry membership set
+__all__ = ["compile_glob", "compile_glob_py", "literal_prefix", "is_match_all"]
+
 CACHE_PATTERN_MAX_BYTES = 4096   # longer patterns are compiled each time, never kept
 _MAX_NESTING = 1000
-_ALL = frozenset(range(256))
+
+# One token per match, found by the C regex engine in one pass (issue 7: no
+# Python step per byte).  Alternatives, in stringmatchlen's order: a run of
+# stars; a run of '?'; a set ('[', optional '^', members -- an escape, a
+# range whose start is neither ']' nor '\\', any other byte but ']', or a
+# '\\' ending the pattern -- up to ']' or the end of the pattern); a run of
+# literal bytes and escapes (a lone trailing '\\' is a literal backslash).
+_TOKEN = re.compile(rb"(\*+)|(\?+)|\[(\^?)((?:\\.|[^\]\\]-.|[^\]\\]|\\\Z)*)\]?"
+                    rb"|((?:[^*?\[\\]|\\.|\\\Z)+)", re.DOTALL)
+# A set's members, in the same order: escape, range, single byte.
+_SET_ITEM = re.compile(rb"\\(.)|([^\]\\])-(.)|(.)", re.DOTALL)
+# Unescape a literal run: each "\\x" -> "x" (a trailing lone "\\" stays).
+_UNESCAPE1 = re.compile(rb"\\?(.)", re.DOTALL)
+_NEVER = object()   # a set no byte can satisfy
 
 
 def _signed(b: int) -> int:
@@ -60,103 +83,92 @@ def _lower(c: int) -> int:
     return c + 32 if 65 <= c <= 90 else c
 
 
-def _tokenize(pattern: bytes, nocase: bool) -> list:
-    """Split ``pattern`` into _STAR markers and byte sets (frozensets)."""
-    p = pattern
-    n = len(p)
-    i = 0
-    tokens: list = []
-    while i < n:
-        c = p[i]
-        if c == 0x2A:  # '*'
-            while i + 1 < n and p[i + 1] == 0x2A:
-                i += 1
-            tokens.append(_STAR)
-        elif c == 0x3F:  # '?'
-            tokens.append(_ALL)
-        elif c == 0x5B:  # '['
-            i += 1
-            negate = i < n and p[i] == 0x5E  # '^'
-            if negate:
-                i += 1
-            members: set[int] = set()
-            while True:
-                if i < n and p[i] == 0x5C and n - i >= 2:  # '\\'
-                    i += 1
-                    # Escaped set members ignore nocase in Redis.
-                    members.add(p[i])
-                elif i < n and p[i] == 0x5D:  # ']'
-                    break
-                elif i == n:
-                    # Open set at end of pattern: Redis steps back so the
-                    # shared "pattern++" lands exactly on the end.
-                    i -= 1
-                    break
-                elif n - i >= 3 and p[i + 1] == 0x2D:  # 'x-y'
-                    members.update(_range_members(p[i], p[i + 2], nocase))
-                    i += 2
-                else:
-                    members.update(_fold(p[i], nocase))
-                i += 1
-            tokens.append(frozenset(_ALL - members if negate else members))
+def _translate(pattern: bytes, nocase: bool):
+    """The pattern's segments (split at star runs) as (regex pieces, length),
+    or _NEVER if it can never match.  One Python step per token (a token is
+    a run of literals, of '?', of stars, or one set), none per byte."""
+    pieces: list = []
+    segments = [(pieces, 0)]
+    length = 0
+    sets: dict = {}
+    escape = re.escape
+    for star, anys, neg, body, lit in _TOKEN.findall(pattern):
+        if lit:
+            if b"\\" in lit:
+                lit = b"".join(_UNESCAPE1.findall(lit))
+            pieces.append(b"(?i:%s)" % escape(lit) if nocase else escape(lit))
+            length += len(lit)
+        elif anys:
+            pieces.append(b"." if len(anys) == 1 else b".{%d}" % len(anys))
+            length += len(anys)
+        elif star:
+            segments[-1] = (pieces, length)
+            pieces = []
+            length = 0
+            segments.append((pieces, 0))
         else:
-            if c == 0x5C and n - i >= 2:  # '\\' escapes; a lone one is literal
-                i += 1
-                c = p[i]
-            tokens.append(_fold(c, nocase))
-        i += 1
-    return tokens
+            key = (neg, body)
+            rx = sets.get(key)
+            if rx is None:
+                rx = sets[key] = _set_regex(bool(neg), body, nocase)
+            if rx is _NEVER:
+                return _NEVER
+            pieces.append(rx)
+            length += 1
+    segments[-1] = (pieces, length)
+    return segments
 
 
-@functools.lru_cache(maxsize=1024)
-def _range_members(a: int, z: int, nocase: bool) -> frozenset:
-    lo, hi = _signed(a), _signed(z)
+def _set_regex(negate: bool, body: bytes, nocase: bool):
+    """Regex class of one '[...]' set: a few steps per member, whatever the
+    range (no 256-byte expansion)."""
+    if not nocase and not negate and body and b"\\" not in body and b"-" not in body:
+        return b"[" + re.escape(body) + b"]"      # plain members: one C pass
+    spans: list = []      # unsigned (lo, hi) byte intervals
+    for esc, r0, r1, one in _SET_ITEM.findall(body):
+        if esc:
+            # Escaped set members ignore nocase in Redis.
+            b = esc[0]
+            spans.append((b, b))
+        elif one:
+            b = one[0]
+            spans.append((b, b))
+            if nocase and (65 <= b <= 90 or 97 <= b <= 122):
+                spans.append((b ^ 0x20, b ^ 0x20))
+        else:
+            lo, hi = _signed(r0[0]), _signed(r1[0])
+            if lo > hi:
+                lo, hi = hi, lo
+            if not nocase:
+                _add_signed(spans, lo, hi)
+                continue
+            # Member c iff tolower(c) is within [tolower(lo), tolower(hi)].
+            lo, hi = _lower(lo), _lower(hi)
+            _add_signed(spans, lo, min(hi, 64))       # below 'A'
+            _add_signed(spans, max(lo, 91), hi)       # above 'Z' (a-z included)
+            _add_signed(spans, max(lo, 97) - 32, min(hi, 122) - 32)   # A-Z fold into a-z
+    if not spans:
+        return b"[\\x00-\\xff]" if negate else _NEVER
+    return b"".join([b"[^" if negate else b"["] + [_run(a, z) for a, z in spans] + [b"]"])
+
+
+def _add_signed(spans: list, lo: int, hi: int) -> None:
+    """Add the signed-char interval [lo, hi] as unsigned byte intervals."""
     if lo > hi:
-        lo, hi = hi, lo
-    if nocase:
-        lo, hi = _lower(lo), _lower(hi)
-    out = set()
-    for b in range(256):
-        v = _signed(b)
-        if nocase:
-            v = _lower(v)
-        if lo <= v <= hi:
-            out.add(b)
-    return frozenset(out)
-
-
-def _fold(b: int, nocase: bool) -> frozenset:
-    if nocase and (65 <= b <= 90 or 97 <= b <= 122):
-        return frozenset((b | 0x20, b & ~0x20))
-    return frozenset((b,))
-
-
-def _token_regex(members: frozenset) -> bytes:
-    if len(members) == 1:
-        return b"\\x%02x" % next(iter(members))
-    if len(members) == 256:
-        return b"."  # compiled with DOTALL
-    parts = []
-    run_start = prev = None
-    for b in sorted(members):
-        if prev is not None and b == prev + 1:
-            prev = b
-            continue
-        if run_start is not None:
-            parts.append(_run(run_start, prev))
-        run_start = prev = b
-    parts.append(_run(run_start, prev))
-    return b"[" + b"".join(parts) + b"]"
+        return
+    if hi < 0:
+        spans.append((lo + 256, hi + 256))
+    elif lo >= 0:
+        spans.append((lo, hi))
+    else:
+        spans.append((lo + 256, 255))
+        spans.append((0, hi))
 
 
 def _run(a: int, b: int) -> bytes:
     if a == b:
         return b"\\x%02x" % a
     return b"\\x%02x-\\x%02x" % (a, b)
-
-
-def _segment_regex(seg: list) -> "re.Pattern[bytes]":
-    return re.compile(b"".join(_token_regex(t) for t in seg), re.DOTALL)
 
 
 def _never(key: bytes) -> bool:
@@ -169,6 +181,14 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> Callable[[bytes], bool
     Compiled matchers of short patterns are cached, so a repeated SCAN
     MATCH pays once; long ones are compiled in O(len) and not kept.
     """
+    pattern = bytes(pattern)
+    if _NativeGlob is not None:
+        return _NativeGlob(pattern, nocase)     # stringmatchlen itself, in C: nothing to compile
+    return compile_glob_py(pattern, nocase)
+
+
+def compile_glob_py(pattern: bytes, nocase: bool = False) -> Callable[[bytes], bool]:
+    """The pure-Python matcher (the specification; used without _native)."""
     pattern = bytes(pattern)
     if len(pattern) <= CACHE_PATTERN_MAX_BYTES:
         return _compile_cached(pattern, nocase)
@@ -194,26 +214,19 @@ def _plain_segments(pattern: bytes, nocase: bool):
 def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     if b"[" not in pattern and b"\\" not in pattern:
         return _compile_plain(pattern, nocase)
-    tokens = _tokenize(pattern, nocase)
-
+    segments = _translate(pattern, nocase)
     # An empty set can never be satisfied, and since the empty key only
     # matches the empty pattern, such a pattern matches nothing at all.
-    if any(t is not _STAR and not t for t in tokens):
+    if segments is _NEVER:
         return _never
-
-    segments: list[list] = [[]]
-    for t in tokens:
-        if t is _STAR:
-            segments.append([])
-        else:
-            segments[-1].append(t)
     # len(segments) - 1 star groups; the last one recurses only if followed
     # by something, i.e. if the final segment is non-empty.
-    recursing = len(segments) - 1 - (0 if segments[-1] else 1)
+    recursing = len(segments) - 1 - (0 if segments[-1][1] else 1)
     if recursing > _MAX_NESTING:
         return _never
-    return _lazy_matcher([len(g) for g in segments],
-                         lambda: [_segment_regex(g) if g else None for g in segments])
+    return _lazy_matcher([n for _, n in segments],
+                         lambda: [re.compile(b"".join(p), re.DOTALL) if n else None
+                                  for p, n in segments])
 
 
 def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:

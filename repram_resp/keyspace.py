@@ -549,19 +549,42 @@ class Keyspace:
         return m
 
     def keys(self, pattern: bytes, now: int) -> list[bytes]:
+        out: list = []
+        self.keys_step(*self.keys_plan(pattern), None, 0, now, out)
+        return out
+
+    def keys_plan(self, pattern: bytes):
+        """(prefix, matcher or None) for KEYS: compiled once, then used by
+        every keys_step of the same KEYS."""
         prefix = literal_prefix(pattern)
         match = None if is_match_all(pattern) or pattern == prefix + b"*" else self._matcher(pattern)
+        return prefix, match
+
+    def keys_step(self, prefix: bytes, match, after, limit: int, now: int, out: list):
+        """Append to ``out`` the live matching keys after ``after`` (None:
+        from the start), visiting at most ``limit`` keys (0: all).  Returns
+        the last key visited if there may be more, else None.  KEYS over a
+        large keyspace runs in such steps across loop turns (issue 7)."""
         data = self.data
-        out = []
-        it = self.index.irange(minimum=prefix) if prefix else iter(self.index)
+        index = self.index
+        if after is None:
+            it = index.irange(minimum=prefix) if prefix else iter(index)
+        else:
+            it = index.irange(minimum=after, inclusive=(False, True))
+        n = 0
         for k in it:
             if not k.startswith(prefix):
-                break
+                return None
+            if limit:
+                n += 1
+                if n > limit:
+                    return after
+                after = k
             if now > data[k][1]:
                 continue
             if match is None or match(k):
                 out.append(k)
-        return out
+        return None
 
     def scan(self, cursor: int, pattern: bytes | None, count: int, now: int):
         """One SCAN step: (next cursor, keys).  Keys are visited in sorted

@@ -24,7 +24,16 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from repram_resp.glob import compile_glob, is_match_all, literal_prefix
+from repram_resp import glob as glob_mod, native
+from repram_resp.glob import compile_glob, compile_glob_py, is_match_all, literal_prefix
+
+# Both matchers: the pure-Python one (glob.py's regex translation, the
+# specification) and, when built, _native's port of stringmatchlen, which
+# compile_glob uses then.  Without the extension (REPRAM_NO_EXTENSIONS=1)
+# only the first exists, and compile_glob is it.
+IMPLS = [pytest.param(compile_glob_py, id="py")]
+if native.AVAILABLE:
+    IMPLS.append(pytest.param(native.Glob, id="native"))
 
 # (pattern, key, matches) -- case-sensitive, as KEYS / SCAN MATCH use it.
 CASES = [
@@ -642,3 +651,92 @@ def test_nocase_is_superset_for_lowercase(pattern, key):
     # Folding can only widen matches for patterns without brackets.
     if b"[" not in pattern and compile_glob(pattern)(key):
         assert compile_glob(pattern, True)(key)
+
+
+# --- both implementations against the port (issue 7) ---------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tables_on_each_implementation(impl):
+    for pattern, key, expected in CASES:
+        assert impl(pattern, False)(key) is expected, (pattern, key)
+    for pattern, key, expected in NOCASE_CASES:
+        assert impl(pattern, True)(key) is expected, (pattern, key)
+
+
+def test_compile_glob_uses_the_extension_when_built():
+    m = compile_glob(b"a[b-c]*")
+    if native.AVAILABLE:
+        assert isinstance(m, native.Glob)
+    else:
+        assert native.Glob is None and m is compile_glob_py(b"a[b-c]*")    # the cached one
+
+
+# Patterns rich in sets: ranges (reversed, ending in ']', crossing the signed
+# 0x80 boundary), escapes inside and outside sets, '^', unterminated sets,
+# letters of both cases for nocase.
+SET_ALPHABET = list(b"abAZ[]^-\\*?!`@_{\x00\x7f\x80\xc3\xff")
+set_patterns = st.lists(st.sampled_from(SET_ALPHABET), max_size=24).map(bytes)
+set_keys = st.lists(st.sampled_from(list(b"abAZ[]^-\\*?!`@_{\x00\x7f\x80\xc3\xff")),
+                    max_size=10).map(bytes)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@settings(max_examples=700, deadline=None)
+@given(pattern=set_patterns, key=set_keys, nocase=st.booleans())
+def test_each_implementation_equals_the_port(impl, pattern, key, nocase):
+    assert impl(pattern, nocase)(key) is _stringmatchlen(pattern, key, nocase)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@settings(max_examples=300, deadline=None)
+@given(pattern=set_patterns, nocase=st.booleans(), data=st.data())
+def test_each_implementation_on_keys_that_fit_the_pattern(impl, pattern, nocase, data):
+    # A key built to match: each element replaced by a byte it may accept
+    # (or a random one), so the set branches are exercised on both outcomes.
+    key = bytes(data.draw(st.lists(st.sampled_from(list(b"aAbZ]^-\\\x80\xff")),
+                                   min_size=len(pattern) // 3, max_size=len(pattern))))
+    for k in (key, pattern.replace(b"[", b"").replace(b"]", b""), pattern[1:]):
+        assert impl(pattern, nocase)(k) is _stringmatchlen(pattern, k, nocase)
+
+
+def test_long_patterns_compile_without_per_byte_objects():
+    # 60 KB of '[a-z]?' (the attack) and 64 KB of escapes: the Python path
+    # tokenizes with one C regex pass and translates each distinct set once;
+    # the native path compiles nothing at all.
+    import tracemalloc
+    pattern = b"[a-z]?" * 10000 + b"*"
+    calls = []
+    real = glob_mod._set_regex
+
+    def counting(*a):
+        calls.append(a)
+        return real(*a)
+    glob_mod._set_regex = counting
+    try:
+        segs = glob_mod._translate(pattern, False)
+    finally:
+        glob_mod._set_regex = real
+    assert len(calls) == 1 and len(segs) == 2 and segs[0][1] == 20000
+    for impl in [p.values[0] for p in IMPLS]:
+        m = impl(pattern, False)
+        key = b"k" * 20000 + b"tail"
+        assert m(key) and not m(b"K" + key[1:]) and not m(key[:19999])
+    if native.AVAILABLE:
+        big = b"\\x" * 500_000 + b"[^a-z]*"
+        yes, no = b"x" * 500_000 + b"!", b"x" * 500_000 + b"a"
+        tracemalloc.start()
+        try:
+            m = native.Glob(big)
+            assert m(yes) and not m(no)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 64 * 1024      # no copy of the pattern, no tokens
+
+
+def test_native_matcher_takes_any_bytes_like_key():
+    if not native.AVAILABLE:
+        assert compile_glob(b"a?")(bytearray(b"ab"))
+        return
+    m = native.Glob(b"a?")
+    assert m(bytearray(b"ab")) and m(memoryview(b"ax")) and not m(b"a")

@@ -12,6 +12,7 @@ import logging
 import resource
 import socket
 import threading
+import time
 import tracemalloc
 
 import pytest
@@ -252,10 +253,36 @@ def test_long_client_names_are_checked_in_one_pass(both):
         assert ours.cmd("CLIENT", "SETNAME", name) == theirs.cmd("CLIENT", "SETNAME", name)
 
 
+def test_keys_over_a_large_keyspace_lets_others_in(server, monkeypatch):
+    # KEYS visits KEYS_STEP_KEYS keys per loop turn (1 here, so 3000 turns):
+    # another client's SET lands in the middle of it and, sorting last, is
+    # listed; the KEYS client's own pipelined PING still comes after.
+    from repram_resp.commands import keys as keys_cmd
+    c = server.client()
+    p = c.pipeline(transaction=False)
+    for i in range(3000):
+        p.set("k:%05d" % i, "v", ex=60)
+    p.execute()
+    monkeypatch.setattr(keys_cmd, "KEYS_STEP_KEYS", 1)
+    a = Raw(server.port)
+    a.sock.sendall(b"*2\r\n$4\r\nKEYS\r\n$3\r\nk:*\r\n*1\r\n$4\r\nPING\r\n")
+    b = server.client()
+    deadline = time.monotonic() + 10
+    while b"cmd=keys" not in b.execute_command("CLIENT", "LIST"):
+        assert time.monotonic() < deadline
+    b.set("k:zzz", "late", ex=60)         # served while a's KEYS is running
+    f = a.sock.makefile("rb")
+    reply = read_frame(f)
+    assert reply.startswith(b"*3001\r\n") and reply.endswith(b"$5\r\nk:zzz\r\n")
+    assert read_frame(f) == b"+PONG\r\n"
+    monkeypatch.setattr(keys_cmd, "KEYS_STEP_KEYS", 10_000)
+    assert len(c.keys("k:*")) == 3001 and len(c.keys("k:0*")) == 3000
+
+
 def test_long_globs_are_not_cached():
     from repram_resp import glob
     before = glob._compile_cached.cache_info().currsize
-    m1 = glob.compile_glob(b"a*" * 900 + b"b" * 4000)
+    m1 = glob.compile_glob_py(b"a*" * 900 + b"b" * 4000)
     assert glob._compile_cached.cache_info().currsize == before
     assert m1(b"a" * 900 + b"b" * 4000) and not m1(b"a" * 899 + b"b" * 4000)
 
@@ -283,6 +310,18 @@ def test_patterns_are_indexed_by_prefix(server):
 
 
 # --- part 5: memory in the books ------------------------------------------------
+
+def test_large_values_arrive_whole_through_redis_py(server):
+    # 3 MB and 1 MB + 1 values take the in-place path (protocol.BIG_BULK_BYTES),
+    # pipelined behind and before small commands.
+    import os as _os
+    c = server.client()
+    big, odd = _os.urandom(3 << 20), b"\r\n" * (1 << 19) + b"x"
+    p = c.pipeline(transaction=False)
+    p.set("small", "1", ex=60).set("big", big, ex=60).set("odd", odd, ex=60).get("small")
+    assert p.execute() == [True, True, True, b"1"]
+    assert c.get("big") == big and c.get("odd") == odd and c.strlen("big") == len(big)
+
 
 def test_query_buffers_count_in_used_memory_and_maxmemory_clients(make_server):
     node = make_server()
@@ -366,3 +405,51 @@ def test_finished_scan_iterations_leave_one_cursor_behind():
         assert len(seen) == 500
     # one cursor per finished iteration (plus the forks of the first), not one per step
     assert len(ks._cursors) <= 20 + 50 and len(ks._cursor_parent) <= 20 + 50
+
+
+# --- Redis reply differences found by benchmarks/fuzz.py ----------------------
+
+# A refused EXEC (arity, NOAUTH, subscribed context) is Redis's EXECABORT and
+# discards the transaction; a container's unknown subcommand or subcommand
+# arity is answered before NOAUTH.  Each sequence runs on one connection.
+REPLY_DIFF_SEQUENCES = [
+    [("EXEC", "x")], [("EXEC", "x", "y")], [("EXEC",)],
+    [("MULTI",), ("SET", "k", "v", "EX", "5"), ("EXEC", "x"), ("EXEC",), ("GET", "k")],
+    [("WATCH", "k"), ("EXEC", "x"), ("EXEC",)],
+    [("SUBSCRIBE", "ch"), ("EXEC", "x"), ("EXEC",), ("PING",)],
+    [("CLIENT", "NOPE"), ("CLIENT", "nope", "x"), ("CONFIG", "NOPE"), ("CONFIG", "GET"),
+     ("CONFIG", "SET"), ("COMMAND", "NOPE"), ("COMMAND", "COUNT", "x"), ("ACL", "NOPE"),
+     ("ACL", "WHOAMI", "x"), ("OBJECT", "NOPE"), ("MEMORY", "NOPE"), ("PUBSUB", "NOPE"),
+     ("PUBSUB", "HELP"), ("PUBSUB", "NUMPAT", "x"), ("SLOWLOG", "NOPE"), ("LATENCY", "NOPE"),
+     ("LATENCY", "HISTORY"), ("MODULE", "NOPE"), ("client", "kill"), ("CLIENT", "LIST"),
+     ("CLIENT",), ("NOPE",)],
+]
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["unauthenticated", "authenticated"])
+def test_exec_and_subcommand_errors_as_redis(make_server, real_redis, auth):
+    ours = make_server("--requirepass", "pw")
+    Raw(real_redis).cmd("CONFIG", "SET", "requirepass", "pw")
+    try:
+        for seq in REPLY_DIFF_SEQUENCES:
+            got = []
+            for port in (ours.port, real_redis):
+                c = Raw(port)
+                if auth:
+                    assert c.cmd("AUTH", "pw") == b"+OK\r\n"
+                # (CLIENT LIST's text is ours; what matters is NOAUTH or not)
+                got.append([r[:1] if cmd == ("CLIENT", "LIST") and r[:1] == b"$" else r
+                            for cmd, r in ((cmd, c.cmd(*cmd)) for cmd in seq)])
+                c.close()
+            assert got[0] == got[1], seq
+    finally:
+        r = Raw(real_redis)
+        r.cmd("AUTH", "pw")
+        r.cmd("CONFIG", "SET", "requirepass", "")
+    # redis-py sees the same: a refused EXEC raises, and the transaction is gone.
+    c = ours.client(password="pw")
+    c.execute_command("MULTI")
+    with pytest.raises(redis.exceptions.ExecAbortError):
+        c.execute_command("EXEC", "x")
+    with pytest.raises(redis.exceptions.ResponseError, match="EXEC without MULTI"):
+        c.execute_command("EXEC")

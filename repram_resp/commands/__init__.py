@@ -158,7 +158,7 @@ from . import serialize, acl  # noqa: E402,F401
 
 # Subcommands PUBSUB implements (docs.py shows only these).
 TABLE[b"pubsub"].subcommands = {b"CHANNELS": -2, b"NUMSUB": -2, b"NUMPAT": 2, b"SHARDCHANNELS": -2,
-                                b"SHARDNUMSUB": -2}
+                                b"SHARDNUMSUB": -2, b"HELP": 2}
 
 disabled("del unlink getdel flushdb flushall swapdb move rename renamenx copy",
          "REPRAM has no deletion; keys leave only by expiring", "keyspace")

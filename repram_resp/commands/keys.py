@@ -4,6 +4,8 @@ ever shows an expired key."""
 
 from __future__ import annotations
 
+import asyncio
+
 from .. import errors
 from ..keyspace import InvalidCursor
 from ..protocol import bulk, integer, parse_ll
@@ -67,10 +69,43 @@ def cmd_dbsize(client, argv):
     return integer(server.keyspace.dbsize(server.now))
 
 
+# Issue 7: KEYS over a keyspace larger than this visits this many keys per
+# event-loop turn (~2-4 ms of work) and answers when done; other clients are
+# served in between, this client's own later commands wait for the reply.
+# A key live for the whole KEYS is listed; one written or expiring meanwhile
+# is listed if it is live when its turn comes.  Inside EXEC (atomic) KEYS
+# runs in one go, as in Redis.
+KEYS_STEP_KEYS = 10_000
+
+
 @command("keys", 2, "readonly", (0, 0, 0), "keyspace", "Live keys matching a pattern", "1.0.0")
 def cmd_keys(client, argv):
     server = client.server
-    keys = server.keyspace.keys(argv[1], server.now)
+    ks = server.keyspace
+    if client.in_exec or len(ks.index) <= KEYS_STEP_KEYS:
+        keys = ks.keys(argv[1], server.now)
+        return _keys_reply(keys)
+    prefix, match = ks.keys_plan(argv[1])
+    out: list = []
+    after = ks.keys_step(prefix, match, None, KEYS_STEP_KEYS, server.now, out)
+    if after is None:
+        return _keys_reply(out)
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def step(after):
+        if fut.done() or client.closed:
+            return
+        after = ks.keys_step(prefix, match, after, KEYS_STEP_KEYS, server.clock(), out)
+        if after is None:
+            fut.set_result(_keys_reply(out))
+        else:
+            loop.call_soon(step, after)
+    loop.call_soon(step, after)
+    return fut
+
+
+def _keys_reply(keys: list) -> bytes:
     return b"*%d\r\n" % len(keys) + b"".join([bulk(k) for k in keys])
 
 

@@ -79,6 +79,11 @@ def cmd_publish(client, argv):
 @command("pubsub", -2, "pubsub", group="pubsub", summary="Pub/sub introspection", since="2.8.0")
 def cmd_pubsub(client, argv):
     from .. import errors
+    from . import TABLE
+    from .connection import subcommand_arity_error
+    err = subcommand_arity_error(argv, TABLE[b"pubsub"].subcommands, "pubsub")
+    if err is not None:
+        return client.error(err)
     hub = client.server.pubsub
     sub = argv[1].upper()
     enc = client.enc
@@ -100,7 +105,28 @@ def cmd_pubsub(client, argv):
     r = pubsub_shard(client, argv, sub)
     if r is not None:
         return r
+    if sub == b"HELP" and len(argv) == 2:
+        return enc.array([b"+%s\r\n" % line for line in _PUBSUB_HELP])
     return client.error(errors.unknown_subcommand(argv[1], "pubsub"))
+
+
+# Redis 7.0.15's text, line for line.
+_PUBSUB_HELP = (
+    b"PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"CHANNELS [<pattern>]",
+    b"    Return the currently active channels matching a <pattern> (default: '*').",
+    b"NUMPAT",
+    b"    Return number of subscriptions to patterns.",
+    b"NUMSUB [<channel> ...]",
+    b"    Return the number of subscribers for the specified channels, excluding",
+    b"    pattern subscriptions(default: no channels).",
+    b"SHARDCHANNELS [<pattern>]",
+    b"    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    b"SHARDNUMSUB [<shardchannel> ...]",
+    b"    Return the number of subscribers for the specified shard level channel(s)",
+    b"HELP",
+    b"    Prints this help.",
+)
 
 
 # -- sharded pub/sub (Redis 7.0): one node is one shard, so a shard channel is
