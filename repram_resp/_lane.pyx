@@ -20,7 +20,7 @@ flush).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_Contains, PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
 from cpython.object cimport PyObject
@@ -405,8 +405,16 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 sched_obj = (<tuple>entry)[3]
                 sched = PyLong_AsLongLong(sched_obj)
                 trivial = not (now >= sched and now > d0) and deadline >= sched
-                if trivial and watched is not None and key in watched:
-                    trivial = False     # Keyspace.put runs the write hook (invalidation)
+                if trivial and watched is not None:
+                    # Keyspace.put runs the write hook (invalidation) for a
+                    # watched key.  The tracking table is a dict: one C-level
+                    # lookup with the hash the store lookup cached, none while
+                    # it is empty.
+                    if type(watched) is dict:
+                        if PyDict_Size(watched) and PyDict_Contains(watched, key):
+                            trivial = False
+                    elif key in watched:
+                        trivial = False
                 delta = vn - PyBytes_GET_SIZE(old_value)
             if delta > 0 and maxmem and used + delta > maxmem:
                 break                            # OOM reply (Python)
