@@ -371,8 +371,15 @@ def a_query_buffers_100x1m(port, ctx):
 def a_set_100m(port, ctx):
     s = connect(port)
     s.settimeout(ctx.cap)
-    s.sendall(enc("SET", "big", b"v" * (100 << 20), "EX", 60))
+    data = enc("SET", "big", b"v" * (100 << 20), "EX", 60)
+    # The window starts once the 100 MB are built: building them holds this
+    # process's GIL for ~0.1 s, which stalled the probe thread whatever the server.
+    ctx.mark()
+    s.sendall(data)
+    t_sent = time.monotonic()
     r = read_some(s, ctx.cap)
+    r += " (%.0f ms after the last byte left)" % ((time.monotonic() - t_sent) * 1000)
+    del data
     s.sendall(enc("DEL", "big"))      # Redis; ours answers unknown/refuses: fine
     read_some(s, 1)
     s.close()
@@ -467,7 +474,8 @@ def run_target(name, srv, cluster_port, cap, only, logf):
             stall="%.1f" % (max(rtts) * 1000) if rtts else "-",
             p50="%.2f" % (statistics.median(rtts) * 1000) if rtts else "-",
             p99="%.1f" % (sorted(rtts)[int(len(rtts) * 0.99)] * 1000) if rtts else "-",
-            rss="%+.0f" % ((sampler.peak - rss0) / 1e6), canary=ok, reply=reply.replace("|", "/"),
+            rss="%+.0f" % ((sampler.peak - rss0) / 1e6), canary=ok,
+            reply=" ".join(reply.replace("|", "/").split()),
             log="%d B%s" % (len(logtext), (", %d tracebacks" % tb) if tb else ""),
             secs="%.1f" % (t1 - t0))
         log("%-8s %-22s stall %8s ms  p99 %6s  rss %6s MB  canary %-4s log %-14s %s" % (
@@ -485,6 +493,8 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=20.0, help="seconds each attack may take at most")
     ap.add_argument("--only", default="", help="comma-separated attack keys")
     ap.add_argument("--skip-redis", action="store_true")
+    ap.add_argument("--ours-args", default="", help="extra arguments for our node (e.g. "
+                    "'--client-turn-max-commands 250')")
     ap.add_argument("--markdown-out", default=None)
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -494,7 +504,8 @@ def main() -> int:
     cluster_args = "--cluster-enabled yes " if has_opt_in else ""
     logdir = "/tmp/attacks-logs-%d" % os.getpid()
     ours_cmd = ("{python} -m repram_resp --port {port} --bind 127.0.0.1 "
-                "--cluster-port 0 --cluster-secret attack-cluster-secret %s" % cluster_args)
+                "--cluster-port 0 --cluster-secret attack-cluster-secret %s %s"
+                % (cluster_args, args.ours_args))
     all_results = {}
     ours = start_server(ours_cmd, name="repram", cwd=tree, log_dir=logdir,
                         env={"PYTHONPATH": tree})
