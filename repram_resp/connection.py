@@ -197,9 +197,22 @@ class Client(asyncio.Protocol):
             self._run_batch(cmds, i)
         elif self.parser.more:
             cfg = self.server.config
-            cmds = self.parser.feed(b"", cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
-            self.server.stat_commands += len(cmds)
-            self._run_batch(cmds, 0)
+            # Issue 7: input a spent budget left over goes to the fast lane
+            # again (as a fresh read), not turn by turn to the Python path.
+            data = self.parser.take_raw() if self.server.lane_ok else None
+            if data is None:
+                cmds = self.parser.feed(b"", cfg.client_turn_max_commands, cfg.client_turn_max_bytes)
+                self.server.stat_commands += len(cmds)
+                self._run_batch(cmds, 0)
+            else:
+                rest = _LANE(self, data, WRITE_BUFFER_HIGH_BYTES, cfg.client_turn_max_commands,
+                             cfg.client_turn_max_bytes)
+                if rest is not None:
+                    spent = self._lane_ran if rest is not data else 0
+                    cmds = self.parser.feed(rest, cfg.client_turn_max_commands - spent,
+                                            cfg.client_turn_max_bytes)
+                    self.server.stat_commands += len(cmds)
+                    self._run_batch(cmds, 0, spent)
         if self._turn is None and self._suspended is None and self.blocked is None \
                 and not self._paused and not self.closed:
             self.transport.resume_reading()

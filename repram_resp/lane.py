@@ -62,7 +62,8 @@ When it may run at all:
 
 * per turn: it runs at most ``client-turn-max-commands`` commands /
   ``client-turn-max-bytes`` bytes of a read; a spent budget leaves the rest
-  in the parser for the next turn, as the Python path does.
+  in the parser for the next turn, as the Python path does, and on that turn
+  the connection hands those bytes to the lane again (``take_raw``).
 
 Counters it keeps like the Python path: ``total_commands_processed``,
 ``keyspace_hits``/``misses``, ``used_memory``, the HLC, the client's

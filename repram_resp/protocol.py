@@ -192,6 +192,19 @@ class RequestParser:
             self._big = None
             self._big_fill = 0
 
+    def take_raw(self) -> bytes | None:
+        """The buffered input, handed back (and forgotten) if the parser is on
+        a command boundary with nothing else held; else None.  The connection
+        gives it to the fast lane after a spent turn budget (issue 7)."""
+        if self._argc or self.error is not None or self._pos >= len(self._buf):
+            return None
+        buf = self._buf
+        data = bytes(buf) if self._pos == 0 else bytes(memoryview(buf)[self._pos:])
+        buf.clear()
+        self._pos = 0
+        self.more = False
+        return data
+
     def feed(self, data: bytes, max_cmds: int = 0, max_bytes: int = 0) -> list:
         """Commands complete so far.  The exact parser stops after max_cmds
         commands or max_bytes of input (0 = no limit) and sets ``more``; the
