@@ -224,9 +224,8 @@ def _compile(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     recursing = len(segments) - 1 - (0 if segments[-1][1] else 1)
     if recursing > _MAX_NESTING:
         return _never
-    return _lazy_matcher([n for _, n in segments],
-                         lambda: [re.compile(b"".join(p), re.DOTALL) if n else None
-                                  for p, n in segments])
+    return _lazy_matcher([n for _, n in segments], lambda: _uncached(
+        pattern, lambda: [re.compile(b"".join(p), re.DOTALL) if n else None for p, n in segments]))
 
 
 def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
@@ -237,8 +236,17 @@ def _compile_plain(pattern: bytes, nocase: bool) -> Callable[[bytes], bool]:
     if stars - (1 if pattern.endswith(b"*") else 0) > _MAX_NESTING:
         return _never
     parts = re.split(rb"\*+", pattern)
-    return _lazy_matcher([len(p) for p in parts],
-                         lambda: [r for r, _ in _plain_segments(pattern, nocase)])
+    return _lazy_matcher([len(p) for p in parts], lambda: _uncached(
+        pattern, lambda: [r for r, _ in _plain_segments(pattern, nocase)]))
+
+
+def _uncached(pattern: bytes, compile_all):
+    """Compile a matcher's segment regexes; for a long pattern, keep none of
+    them in re's own cache (it holds its last 512 regexes, of any size)."""
+    regs = compile_all()
+    if len(pattern) > CACHE_PATTERN_MAX_BYTES:
+        re.purge()
+    return regs
 
 
 def _lazy_matcher(lengths: list, compile_all) -> Callable[[bytes], bool]:

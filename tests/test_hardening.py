@@ -279,12 +279,32 @@ def test_keys_over_a_large_keyspace_lets_others_in(server, monkeypatch):
     assert len(c.keys("k:*")) == 3001 and len(c.keys("k:0*")) == 3000
 
 
+def test_scan_count_is_capped_per_step(server):
+    # SCAN's COUNT is a hint: a step visits at most KEYS_STEP_KEYS keys, and
+    # iterating still returns every key (redis-py's scan_iter).
+    from repram_resp.commands.keys import KEYS_STEP_KEYS
+    c = server.client()
+    p = c.pipeline(transaction=False)
+    for i in range(KEYS_STEP_KEYS + 500):
+        p.set("s:%06d" % i, "v", ex=60)
+    p.execute()
+    cursor, page = c.scan(0, count=1_000_000_000)
+    assert cursor != 0 and len(page) == KEYS_STEP_KEYS
+    assert len(set(c.scan_iter(count=1_000_000))) == KEYS_STEP_KEYS + 500
+
+
 def test_long_globs_are_not_cached():
     from repram_resp import glob
     before = glob._compile_cached.cache_info().currsize
     m1 = glob.compile_glob_py(b"a*" * 900 + b"b" * 4000)
     assert glob._compile_cached.cache_info().currsize == before
     assert m1(b"a" * 900 + b"b" * 4000) and not m1(b"a" * 899 + b"b" * 4000)
+    # ... nor are its segment regexes, compiled on that first long key, in
+    # re's own cache (CPython keeps its last 512 compiled patterns there).
+    import re
+    m2 = glob.compile_glob_py(b"[a-z]?" * 1000 + b"*")
+    assert m2(b"k" * 2001)
+    assert not any(len(k[1]) > 1000 for k in re._cache)
 
 
 def test_patterns_are_indexed_by_prefix(server):

@@ -135,7 +135,9 @@ def cmd_scan(client, argv):
                 return client.error(errors.NOT_INTEGER)
             if c < 1:
                 return client.error(errors.SYNTAX)
-            count = c
+            # COUNT is a hint (as in Redis): one SCAN step visits at most
+            # KEYS_STEP_KEYS keys, so COUNT 1000000000 is no KEYS in one turn.
+            count = min(c, KEYS_STEP_KEYS)
         elif opt == b"MATCH":
             pattern = val
         elif opt == b"TYPE":
