@@ -200,6 +200,13 @@ def acl_unknown_category(cat: bytes) -> str:
     return "ERR Unknown category '%s'" % _printable(cat)
 
 
+# LCS (t_string.c lcsCommand; the bounds are REPRAM's, commands/lcs.py).
+LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use IDX."
+LCS_TOO_BIG = ("ERR Insufficient memory, transient memory for LCS exceeds lcs-max-table-memory "
+               "(%d bytes needed, %d allowed)")
+LCS_IN_MULTI = ("ERR LCS needing more than lcs-turn-max-cells (%d) cannot run inside MULTI/EXEC: "
+                "it runs across event-loop turns; send it outside the transaction")
+
 # ACL users (acl.c, Redis 7.0.15's texts).
 NOPERM_COMMAND = "NOPERM this user has no permissions to run the '%s' command"
 NOPERM_KEY = "NOPERM this user has no permissions to access one of the keys used as arguments"

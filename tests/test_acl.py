@@ -6,6 +6,10 @@ import time
 import pytest
 import redis
 from rawresp import Raw
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+NO_RETRY = Retry(NoBackoff(), 0)    # a refused AUTH fails at once (redis-py retries it)
 
 
 def test_acl_read_only_surface_as_redis(server, real_redis):
@@ -174,8 +178,8 @@ def test_users_with_redis_py(server):
     assert set(u["categories"]) == {"-@all", "+@string"} and set(u["commands"]) == {
         "+ping", "-mget", "+client|list", "+publish"}
     with pytest.raises(redis.AuthenticationError):
-        server.client(username="app", password="wrong").ping()
-    app = server.client(username="app", password="s3cret", decode_responses=True)
+        server.client(username="app", password="wrong", retry=NO_RETRY).ping()
+    app = server.client(username="app", password="s3cret", decode_responses=True, retry=NO_RETRY)
     assert app.set("app:1", "v", ex=100) and app.get("app:1") == "v" and app.get("pub:x") is None
     with pytest.raises(redis.exceptions.NoPermissionError, match="keys used as arguments"):
         app.set("pub:x", "v", ex=100)                   # read-only pattern
@@ -209,7 +213,7 @@ def test_kill_by_user_and_disabled_user(server):
     r.acl_setuser("k", enabled=False)       # as Redis: a connected client stays
     assert k.get("a") is None
     with pytest.raises(redis.AuthenticationError):
-        server.client(username="k", password="x").ping()
+        server.client(username="k", password="x", retry=NO_RETRY).ping()
     r.acl_setuser("k", enabled=True)
     assert r.client_kill_filter(user="k") == 1
     assert all(c["user"] != "k" for c in r.client_list())
@@ -246,12 +250,12 @@ def test_restricted_user_gets_no_fast_lane_but_default_does(server):
 def test_default_user_follows_requirepass(server):
     r = server.client(decode_responses=True)
     with pytest.raises(redis.AuthenticationError):
-        r.auth("x")                                  # no password configured
+        server.client(retry=NO_RETRY).auth("x")      # no password configured
     r.config_set("requirepass", "pw1")
     assert r.acl_list()[0].startswith("user default on #")
     assert r.auth("pw1") and r.auth("pw1", "default")
     with pytest.raises(redis.AuthenticationError):
-        server.client().ping()
+        server.client(retry=NO_RETRY).ping()
     assert server.client(password="pw1").ping()
     r.execute_command("ACL", "SETUSER", "default", ">pw2")     # a second password, as Redis
     assert server.client(password="pw2").ping()
