@@ -308,12 +308,16 @@ class Server:
         self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
                         and not (stats is not None and stats.instrumented))
 
-    def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
+    def wrote(self, client, key: bytes, ttl_given: bool = False, event: bytes | None = None) -> None:
         """After every successful local write (ttl_given: the command set the
-        TTL itself, so Redis also publishes 'expire')."""
-        self.pubsub.notify("$", b"set", key)
-        if ttl_given:
-            self.pubsub.notify("g", b"expire", key)
+        TTL itself, so Redis also publishes 'expire'; event: a generic event
+        Redis publishes instead, e.g. RESTORE's 'restore')."""
+        if event is not None:
+            self.pubsub.notify("g", event, key)
+        else:
+            self.pubsub.notify("$", b"set", key)
+            if ttl_given:
+                self.pubsub.notify("g", b"expire", key)
         if self.replication is not None:
             self.replication.local_write(client, key)
 
