@@ -113,6 +113,7 @@ class Client(asyncio.Protocol):
         self.repl_lo = 0         # ... and of its first write since its last WAIT
         self.cur_cmd = None      # the Command running now (failed_calls attribution)
         self.monitor = False     # MONITOR: receives every command's line
+        self.mon_skip = False    # MONITOR: the command just seen did not run (queued, refused)
         self.reply_mode = None   # CLIENT REPLY: None (on), "off" or "skip"
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -439,6 +440,10 @@ class Client(asyncio.Protocol):
                 cmd.calls += 1
                 cmd.ns += _perf_ns() - t0
                 self.cur_cmd = outer
+                if self.server.stats.monitors:
+                    # Redis 7 shows a transaction's commands as EXEC runs
+                    # them (before EXEC's own line), not when queued.
+                    self.server.stats.feed_monitors(self, cmd, argv)
         return self._dispatch(cmd, argv, handler)
 
     def _dispatch(self, cmd, argv, handler=None) -> bytes:
@@ -487,6 +492,8 @@ class Client(asyncio.Protocol):
                 return self.reject(cmd, err)
             if cmd is not None:
                 cmd.calls -= 1      # queued, not run: EXEC counts it when it runs
+                if self.server.stats.monitors:
+                    self.mon_skip = True    # MONITOR shows it when EXEC runs it, as Redis 7
             self.multi.append((cmd, argv))
             return QUEUED
         if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
@@ -536,6 +543,8 @@ class Client(asyncio.Protocol):
         if cmd is not None:
             cmd.rejected_calls += 1
             cmd.calls -= 1
+            if server.stats.monitors and not self.in_exec:
+                self.mon_skip = True    # not run: MONITOR does not show it (Redis)
         return encode_error(msg)
 
     # -- state helpers used by commands ---------------------------------------
