@@ -69,7 +69,7 @@ def redis_names() -> dict:
     if _redis_names is None:
         from .commands import all_commands
         with open(_NAMES_PATH) as f:
-            names = {k: frozenset("@" + c for c in v) for k, v in json.load(f)["names"].items()}
+            names = {k: frozenset(v) for k, v in json.load(f)["names"].items()}
         for c in all_commands():
             names.setdefault(c.name, frozenset())
             for s in c.subcommands:
@@ -96,7 +96,7 @@ class Selector:
     __slots__ = ("allcommands", "rules", "firstargs", "allkeys", "keys", "allchannels",
                  "channels", "_cache")
 
-    def __init__(self, root_defaults: bool = False):
+    def __init__(self):
         self.allcommands = False
         self.rules: list = []        # [(allow, name)]: "get", "client|id", "@read", "select|0"
         self.firstargs: dict = {}    # command -> set of allowed first args (Redis's +cmd|arg)
@@ -183,8 +183,8 @@ class Selector:
         if name.startswith("@"):
             if name[1:] not in CATEGORIES:
                 raise RuleError(_NO_SUCH_CMD)
-            for c in list(self.firstargs):
-                self.firstargs.pop(c, None)
+            for c in [c for c in self.firstargs if name in names.get(c, ())]:
+                del self.firstargs[c]       # the category sets those commands' bits
         elif name not in names:
             parent, _, arg = name.partition("|")
             if not arg or parent not in names:

@@ -281,3 +281,20 @@ def test_client_kill_maxage(server):
     young.client_setname("young")
     assert r.client_kill_filter(maxage=1) == 1               # 'old' (the caller is skipped)
     assert sorted(c["name"] for c in r.client_list()) == ["me", "young"]
+
+
+def test_rules_on_redis_commands_repram_lacks(server):
+    """+@hash / -hset are Redis's names: accepted; a denied HSET is NOPERM (as
+    from Redis), an allowed one is the usual unknown command."""
+    r = server.client()
+    r.acl_setuser("h", enabled=True, nopass=True, categories=["+@hash"], commands=["-hdel"],
+                  keys=["*"])
+    h = server.client(username="h", password="x")
+    with pytest.raises(redis.ResponseError, match="unknown command 'HSET'"):
+        h.execute_command("HSET", "k", "f", "v")
+    with pytest.raises(redis.exceptions.NoPermissionError, match="'hdel' command"):
+        h.execute_command("HDEL", "k", "f")
+    with pytest.raises(redis.exceptions.NoPermissionError, match="'lpush' command"):
+        h.execute_command("LPUSH", "k", "v")
+    assert r.acl_dryrun("h", "lpush", "k", "v") == b"This user has no permissions to run the " \
+        b"'lpush' command"
