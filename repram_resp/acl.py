@@ -417,24 +417,72 @@ _CHANNEL_CMDS = {"publish": (1, 2, False), "spublish": (1, 2, False), "subscribe
                  "ssubscribe": (1, None, False), "psubscribe": (1, None, True)}
 
 
-def _keys(cmd, argv):
+_plans: dict = {}
+_GENERAL = object()
+
+
+def _spec_flags(kflags) -> int:
+    f = 0
+    if "access" in kflags:
+        f |= READ
+    if "insert" in kflags or "update" in kflags or "delete" in kflags:
+        f |= WRITE
+    return f
+
+
+def _key_plan(full: str, argv):
+    """The command's key specs compiled once: [(first, lastkey, keystep,
+    limit, flags)] when every spec is index + range (nearly all commands;
+    flags -1: SET's, which depend on GET), else _GENERAL (docs.get_keys)."""
+    plan = _plans.get(full)
+    if plan is None:
+        from .commands import docs
+        try:
+            info = docs.resolve(argv)
+        except docs.GetKeysError:
+            info = None
+        plan = []
+        for spec in docs._items(info[8]) if info is not None else ():
+            kflags = [f["+"] for f in docs._mget(spec, "flags", {"~": []})["~"]]
+            if "not_key" in kflags:
+                continue
+            bs, fk = docs._mget(spec, "begin_search"), docs._mget(spec, "find_keys")
+            if docs._mget(bs, "type") != "index" or docs._mget(fk, "type") != "range":
+                plan = _GENERAL
+                break
+            fs = docs._mget(fk, "spec")
+            flags = -1 if "variable_flags" in kflags and info[0] == "set" else _spec_flags(kflags)
+            plan.append((docs._mget(docs._mget(bs, "spec"), "index"), docs._mget(fs, "lastkey"),
+                         max(docs._mget(fs, "keystep"), 1), docs._mget(fs, "limit"), flags))
+        _plans[full] = plan
+    return plan
+
+
+def _keys(cmd, argv, full):
     """[(argv index, key, READ/WRITE flags)] by the command's key specs."""
+    plan = _key_plan(full or cmd.name, argv)
+    n = len(argv)
+    if plan is not _GENERAL:
+        out = []
+        for first, last, step, limit, f in plan:
+            if last >= 0:
+                end = first + last
+            elif not limit:
+                end = n + last
+            else:
+                end = first + ((n - first) // limit + last)
+            if f < 0:       # SET: RW with GET, else OW (Redis's setGetKeys)
+                f = ALL if any(a.upper() == b"GET" for a in argv[3:]) else WRITE
+            for j in range(first, min(end, n - 1) + 1, step):
+                out.append((j, argv[j], f))
+        return out
     from .commands import docs
     try:
         found = docs.get_keys(argv)
     except docs.GetKeysError:
         return []
-    out = []
-    for n, (key, kflags) in enumerate(found):
-        if "not_key" in kflags:
-            continue
-        f = 0
-        if "access" in kflags:
-            f |= READ
-        if "insert" in kflags or "update" in kflags or "delete" in kflags:
-            f |= WRITE
-        out.append((n + 1, key, f))
-    return out
+    return [(n + 1, key, _spec_flags(kflags)) for n, (key, kflags) in enumerate(found)
+            if "not_key" not in kflags]
 
 
 def selector_check(sel: Selector, cmd, argv, info):
@@ -443,7 +491,7 @@ def selector_check(sel: Selector, cmd, argv, info):
     if full is not None and not sel.allows_command(full, parent, cats, argv):
         return DENIED_CMD, 0, full
     if not sel.allkeys:
-        for idx, key, f in _keys(cmd, argv):
+        for idx, key, f in _keys(cmd, argv, full):
             if not sel.allows_key(key, f):
                 return DENIED_KEY, idx, key
     ch = _CHANNEL_CMDS.get(cmd.name)

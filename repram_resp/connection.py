@@ -543,7 +543,7 @@ class Client(asyncio.Protocol):
         if cmd is not None:
             cmd.rejected_calls += 1
             cmd.calls -= 1
-            if server.stats.monitors and not self.in_exec:
+            if server.stats.monitors and self.authenticated and not self.in_exec:
                 self.mon_skip = True    # not run: MONITOR does not show it (Redis)
         return encode_error(msg)
 
