@@ -93,6 +93,8 @@ class Client(asyncio.Protocol):
         self.closed = False
         self.last_cmd = None     # Command object of the last command run
         self.gate = None if self.authenticated else "auth"
+        if self.gate is None and not self.user.unrestricted:
+            self.gate = "acl"        # 'default' itself restricted (ACL SETUSER default ...)
         if server.pause is not None and self.gate is None:
             self.gate = "paused"     # CLIENT PAUSE holds new clients too
         self._out = None         # reply batch while executing a read

@@ -249,6 +249,9 @@ def test_restricted_user_gets_no_fast_lane_but_default_does(server):
     r.execute_command("ACL", "SETUSER", "default", "-dbsize")
     with pytest.raises(redis.exceptions.NoPermissionError):
         r.dbsize()
+    fresh = Raw(server.port)                # a new connection as 'default' is gated too
+    assert fresh.cmd("DBSIZE").startswith(b"-NOPERM")
+    fresh.close()
     r.execute_command("ACL", "SETUSER", "default", "+@all")
     assert r.dbsize() == 1
     assert server.call(lambda: [c.gate for c in server.server.clients.values()]) == [None]
