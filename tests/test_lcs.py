@@ -101,3 +101,16 @@ def test_lcs_inside_multi(server):
     p.lcs("a", "b")
     with pytest.raises(redis.ResponseError, match="cannot run inside MULTI/EXEC"):
         p.execute()
+
+
+def test_lcs_long_row_yields_inside_it(server, real_redis):
+    """One short value and one long: each row is long, the budget still holds."""
+    rnd = random.Random(5)
+    a, b = b"xy", bytes(rnd.choice(b"xyz") for _ in range(50_000))
+    for c in (server.client(), redis.Redis(port=real_redis)):
+        c.set("a", a, ex=100)
+        c.set("b", b, ex=100)
+    r = server.client()
+    r.config_set("lcs-turn-max-cells", "1000")
+    assert r.lcs("a", "b", idx=True) == redis.Redis(port=real_redis).lcs("a", "b", idx=True)
+    assert r.lcs("b", "a", len=True) == 2

@@ -60,14 +60,14 @@ def cmd_select(client, argv):
     return OK
 
 
-def authenticate(client, name: bytes, password: bytes) -> bool:
+def authenticate(client, name: bytes, password: bytes, cmd_name: bytes) -> bool:
     """AUTH / HELLO AUTH: switch client to user name, or log the failure
     (server log, rate-limited, and ACL LOG; never the password)."""
     server = client.server
     user = server.acl.authenticate(name, password)
     if user is None:
         server.log_auth_failure(client)
-        server.acl.log_denial(client, DENIED_AUTH, "AUTH", name)
+        server.acl.log_denial(client, DENIED_AUTH, cmd_name, name)   # as the client spelled it
         return False
     client.auth_ok(user)
     return True
@@ -81,7 +81,7 @@ def cmd_auth(client, argv):
     if len(argv) == 2 and server.acl.default.nopass:
         return client.error(errors.AUTH_NOT_CONFIGURED)
     user = argv[1] if len(argv) == 3 else b"default"
-    if authenticate(client, user, argv[-1]):
+    if authenticate(client, user, argv[-1], argv[0]):
         return OK
     return client.error(errors.WRONGPASS)
 
@@ -113,7 +113,7 @@ def cmd_hello(client, argv):
         else:
             return client.error(errors.hello_syntax(argv[j]))
     if auth is not None:
-        if not authenticate(client, *auth):
+        if not authenticate(client, *auth, argv[0]):
             return client.error(errors.WRONGPASS)
     if not client.authenticated:
         return client.error(errors.HELLO_NOAUTH)

@@ -12,7 +12,8 @@ replies and errors.  Two things are REPRAM's:
   ``proto-max-bulk-len`` and answers the same way).
 * **Work budget.**  Filling the table costs one step per cell, so a big LCS
   does not run in one event-loop turn: at most ``lcs-turn-max-cells`` cells
-  (and as many backtracking steps) are done per turn, then the work yields to
+  (a long row is cut in pieces; backtracking steps count the same) are done
+  per turn, then the work yields to
   the loop (``call_soon``) and other clients are served in between.  The
   client waits for its reply as for any blocking command (its later commands
   run after it).  The values are the ones read when the command started.
@@ -61,31 +62,34 @@ def _parse(client, argv):
     return o
 
 
-def _work(a: bytes, b: bytes, o: _Opts, out: list):
+def _work(a: bytes, b: bytes, o: _Opts, out: list, chunk: int = 8192):
     """The computation as a generator: it yields the work done (cells or
     steps) since its last yield, and leaves the reply's parts in out."""
     alen, blen = len(a), len(b)
+    keep = o.getidx or not o.getlen       # LEN alone needs no table to walk back
     rows = [array("I", bytes(4 * (blen + 1)))]
     prev = [0] * (blen + 1)
-    rng = range(1, blen + 1)
     for i in range(1, alen + 1):
         ai = a[i - 1]
         cur = [0]
         append = cur.append
         left = 0
-        for j in rng:
-            if b[j - 1] == ai:
-                left = prev[j - 1] + 1
-            else:
-                up = prev[j]
-                if up > left:
-                    left = up
-            append(left)
-        rows.append(array("I", cur))
+        for lo in range(1, blen + 1, chunk):     # a long row yields part way
+            hi = min(lo + chunk, blen + 1)
+            for j in range(lo, hi):
+                if b[j - 1] == ai:
+                    left = prev[j - 1] + 1
+                else:
+                    up = prev[j]
+                    if up > left:
+                        left = up
+                append(left)
+            yield hi - lo
+        if keep:
+            rows.append(array("I", cur))
         prev = cur
-        yield blen
-    total = rows[alen][blen]
-    if o.getlen and not o.getidx:
+    total = prev[blen]
+    if not keep:
         out.append(total)
         return
     result = bytearray(total)
@@ -124,7 +128,7 @@ def _work(a: bytes, b: bytes, o: _Opts, out: list):
                 ranges.append((ars, are, brs, bre, mlen))
             ars = alen
         steps += 1
-        if steps == 4096:
+        if steps >= chunk:
             yield steps
             steps = 0
     out.append((total, bytes(result), ranges))
@@ -162,7 +166,7 @@ def cmd_lcs(client, argv):
         return client.error(errors.LCS_TOO_BIG % (cells * 4, cfg.lcs_max_table_bytes))
     budget = cfg.lcs_turn_max_cells
     out: list = []
-    gen = _work(a, b, o, out)
+    gen = _work(a, b, o, out, max(1, min(budget, 8192)))
     done = 0
     for w in gen:
         done += w
