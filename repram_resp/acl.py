@@ -589,7 +589,7 @@ class Acl:
             return None
         return u if u.password_ok(password) else None
 
-    def set_user(self, name: bytes, rules: list) -> None:
+    def set_user(self, name: bytes, rules: list, caller=None) -> None:
         """ACL SETUSER: all rules or none (RuleError)."""
         old = self.users.get(name)
         u = old.copy() if old is not None else User(name)
@@ -600,12 +600,23 @@ class Acl:
         # Connections hold the User object: change it in place.
         for attr in User.__slots__:
             setattr(old, attr, getattr(u, attr))
-        self._regate(old)
+        self._regate(old, caller)
 
-    def _regate(self, user: User) -> None:
+    def _regate(self, user: User, caller) -> None:
+        sels = [user.root] + user.selectors
         for c in list(self.server.clients.values()):
-            if c.user is user:
-                c.update_gate()
+            if c.user is not user:
+                continue
+            c.update_gate()
+            # Redis 7 (ACLKillPubsubClientsIfNeeded): a subscriber whose user
+            # no longer allows one of its subscriptions is disconnected.
+            subs = [(ch, False) for ch in c.channels] + [(ch, False) for ch in c.shard_channels] \
+                + [(p, True) for p in c.patterns]
+            if subs and not all(any(s.allows_channel(ch, pat) for s in sels) for ch, pat in subs):
+                if c is caller:
+                    c.close_after()
+                else:
+                    c.kill()
 
     def delete(self, name: bytes, caller) -> bool:
         u = self.users.pop(name, None)

@@ -308,3 +308,25 @@ def test_rules_on_redis_commands_repram_lacks(server):
         h.execute_command("LPUSH", "k", "v")
     assert r.acl_dryrun("h", "lpush", "k", "v") == b"This user has no permissions to run the " \
         b"'lpush' command"
+
+
+def test_subscribers_losing_their_channels_are_disconnected(server, real_redis):
+    """As Redis 7: after ACL SETUSER, a subscription the user no longer allows
+    closes its connection; the others stay."""
+    for port in (server.port, real_redis):
+        admin = redis.Redis(port=port)
+        admin.acl_setuser("ps", enabled=True, nopass=True, channels=["ch*"],
+                          commands=["+subscribe", "+psubscribe", "+ping"])
+        conns = [Raw(port) for _ in range(3)]
+        for c in conns:
+            assert c.cmd("AUTH", "ps", "x") == b"+OK\r\n"
+        conns[0].cmd("SUBSCRIBE", "ch1")
+        conns[1].cmd("PSUBSCRIBE", "ch*")
+        admin.acl_setuser("ps", channels=["ch1"], reset_channels=True)
+        assert conns[0].cmd("PING") == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+        with pytest.raises((ConnectionError, OSError)):
+            conns[1].cmd("PING")
+        assert conns[2].cmd("PING") == b"+PONG\r\n"
+        for c in conns:
+            c.close()
+        admin.acl_deluser("ps")

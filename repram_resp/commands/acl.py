@@ -58,7 +58,7 @@ def _setuser(client, argv):
         return client.error(errors.ACL_USERNAME_INVALID)
     rules = [a.decode("utf-8", "surrogateescape") for a in argv[3:]]
     try:
-        client.server.acl.set_user(name, rules)
+        client.server.acl.set_user(name, rules, client)
     except _acl.SelectorError as e:
         return client.error(errors.acl_unmatched_paren(e.args[0]))
     except _acl.RuleError as e:
