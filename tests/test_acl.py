@@ -88,7 +88,8 @@ USER_SCRIPT = [
     ("CLIENT", "LIST"), ("CLIENT", "NOPE"), ("PUBLISH", "zz", "m"), ("MULTI",), ("GET", "x"),
     ("GET", "k"), ("EXEC",), ("MULTI",), ("GET", "k1"), ("HSET", "k", "a", "b"), ("EXEC",),
     ("MGET", "k1", "r1", "x"), ("SET", "r1", "x"), ("GET", "r1"), ("AUTH", "nouser", "x"),
-    ("AUTH", "v"), ("hello", "2", "AUTH", "nouser", "x"), ("ACL", "WHOAMI"), ("DEL", "k1"), ("GET",), ("SUBSCRIBE", "zz"),
+    ("AUTH", "v"), ("hello", "2", "AUTH", "nouser", "x"), ("ACL", "WHOAMI"), ("DEL", "k1"),
+    ("GET",), ("SUBSCRIBE", "zz"),
     ("PSUBSCRIBE", "c*"), ("SUBSCRIBE", "ch1"), ("PSUBSCRIBE", "ch*"), ("RESET",),
     ("ACL", "WHOAMI"),
 ]
