@@ -2,7 +2,6 @@
 and its work budget across event-loop turns (commands/lcs.py)."""
 
 import random
-import time
 
 import pytest
 import redis
@@ -63,20 +62,17 @@ def test_big_lcs_runs_across_turns_and_others_are_served(server, real_redis):
         c.set("a", a, ex=100)
         c.set("b", b, ex=100)
     want = redis.Redis(port=real_redis).lcs("a", "b", idx=True, withmatchlen=True)
-    r.config_set("lcs-turn-max-cells", "2000")       # 2.25M cells: > 1000 loop turns
+    r.config_set("lcs-turn-max-cells", "1000")       # 2.25M cells: > 2000 loop turns
     slow, other = Raw(server.port), Raw(server.port)
     slow.send("LCS", "a", "b", "IDX", "WITHMATCHLEN")
     slow.send("ECHO", "after")                        # answered after the LCS, in order
-    t0 = time.monotonic()
     for _ in range(3):
         assert other.cmd("PING") == b"+PONG\r\n"
-    served = time.monotonic() - t0
     slow.sock.setblocking(False)
     with pytest.raises(BlockingIOError):
         slow.sock.recv(1)                            # still computing while PING was served
     slow.sock.setblocking(True)
     reply = slow.read()
-    assert served < 1.0
     assert redis.Redis(port=server.port).lcs("a", "b", idx=True, withmatchlen=True) == want
     assert reply.startswith(b"*4\r\n$7\r\nmatches\r\n") and slow.read() == b"$5\r\nafter\r\n"
     # A client that leaves mid-way: the work stops, the node is fine.
