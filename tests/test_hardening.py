@@ -473,3 +473,20 @@ def test_exec_and_subcommand_errors_as_redis(make_server, real_redis, auth):
         c.execute_command("EXEC", "x")
     with pytest.raises(redis.exceptions.ResponseError, match="EXEC without MULTI"):
         c.execute_command("EXEC")
+
+
+def test_exec_refused_by_acl_as_redis(make_server, real_redis):
+    # A user without EXEC: Redis wraps the NOPERM in EXECABORT too.
+    ours = make_server()
+    got = []
+    for port in (ours.port, real_redis):
+        admin = Raw(port)
+        assert admin.cmd("ACL", "SETUSER", "t7", "on", ">p", "+@all", "-exec", "~*") == b"+OK\r\n"
+        c = Raw(port)
+        try:
+            got.append([c.cmd(*cmd) for cmd in (("AUTH", "t7", "p"), ("EXEC",), ("MULTI",),
+                                               ("SET", "k", "v", "EX", "5"), ("EXEC",), ("EXEC",))])
+        finally:
+            admin.cmd("ACL", "DELUSER", "t7")
+    assert got[0] == got[1]
+    assert got[0][1].startswith(b"-EXECABORT Transaction discarded because of: NOPERM")
