@@ -62,7 +62,7 @@ def test_big_lcs_runs_across_turns_and_others_are_served(server, real_redis):
         c.set("a", a, ex=100)
         c.set("b", b, ex=100)
     want = redis.Redis(port=real_redis).lcs("a", "b", idx=True, withmatchlen=True)
-    r.config_set("lcs-turn-max-cells", "1000")       # 2.25M cells: > 2000 loop turns
+    r.config_set("lcs-turn-max-cells", "100")        # 2.25M cells: > 20,000 loop turns
     slow, other = Raw(server.port), Raw(server.port)
     slow.send("LCS", "a", "b", "IDX", "WITHMATCHLEN")
     slow.send("ECHO", "after")                        # answered after the LCS, in order
