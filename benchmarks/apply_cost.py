@@ -41,10 +41,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--requests", type=int, default=500_000)
     ap.add_argument("--no-lane", action="store_true")
+    ap.add_argument("--nodes", type=int, default=2, help="cluster size (the peers share CPU 1)")
     args = ap.parse_args()
     if args.no_lane:
         NODE_ENV.update(os.environ, REPRAM_NO_EXTENSIONS="1")
-    origin, peer = start_cluster_of(2, "uvloop", "0", "1")
+    nodes = start_cluster_of(args.nodes, "uvloop", "0", "1")
+    origin, peer = nodes[0], nodes[1]
     cmd = ["SET", "key:__rand_int__", "v", "EX", "60"]
     rows = []
     try:
@@ -64,7 +66,7 @@ def main() -> int:
                   "origin %.2f us per SET" % rows[-1], file=sys.stderr)
         lane = info_fields(peer.port, "server").get("repram_fast_lane", "n/a")
     finally:
-        for n in (origin, peer):
+        for n in nodes:
             n.stop()
     print("| fast lane | origin SET/s | peer CPU per received write | origin CPU per SET |")
     print("|---|--:|--:|--:|")

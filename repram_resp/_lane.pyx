@@ -29,6 +29,8 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
+from time import monotonic as _monotonic
+
 from .clock import wall_ms as _wall_ms
 from .keyspace import BUCKET_SHIFT as _BUCKET_SHIFT, ENTRY_OVERHEAD_BYTES
 
@@ -605,6 +607,8 @@ cdef inline long long _digits(long long v):
 
 # Must equal repram_resp.cluster.replicator's constants (tests/test_lane_stream.py checks).
 RECORRECT_DELTA_US = 10_000
+RECORRECT_MAX = 50_000
+RECORRECT_WINDOW_S = 30.0
 TTL_SLACK_MS = 1000
 MIN_TTL_SLACK_MS = 250
 cdef int HDR_MAX_DIGITS = 18      # longer numbers (legal for the Python path) go to it
@@ -741,7 +745,7 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     ck = link.clock
     delta_us = ck.delta_us
     if peer is None or peer.enclave != cluster.enclave or ck.adjust_ms is None or delta_us is None \
-            or delta_us > RECORRECT_DELTA_US or server.pubsub.wants("$"):
+            or server.pubsub.wants("$"):
         return 0
     i = _fbulk(p, i + 7, &ks_, &kn)
     if i < 0:
@@ -869,6 +873,8 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     # Replicator._apply and on_batch
     if top:
         server.hlc.observe(top)
+    if applied and delta_us > RECORRECT_DELTA_US:
+        _note_converted(link, p, body, nent)
     st = cluster.replicator.stats
     st["writes_received"] += nent
     st["writes_applied"] += applied
@@ -879,6 +885,30 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     if nent:
         link.ack_due = first + nent - 1
     return 1
+
+
+cdef int _note_converted(object link, const unsigned char* p, Py_ssize_t i, long long nent) except -1:
+    """Replicator._note_converted: while the link's clock sample is poor,
+    remember (key, version, sender deadline) of the frame's entries."""
+    cdef Py_ssize_t ks_, kn, vs, vn, ts, tn
+    cdef long long d = 0, room, j
+    lst = link.converted
+    if lst is None:
+        if _monotonic() - link.created > RECORRECT_WINDOW_S:
+            return 0
+        lst = link.converted = []
+        link.converted_adjust = link.clock.adjust_ms
+    room = RECORRECT_MAX - len(lst)
+    if room <= 0:
+        return 0
+    for j in range(min(nent, room)):
+        i = _fbulk(p, i, &ks_, &kn)
+        i = _fbulk(p, i, &vs, &vn)
+        i = _fint(p, i, &d)
+        i = _fbulk(p, i, &ts, &tn)
+        lst.append((PyBytes_FromStringAndSize(<const char*>p + ks_, kn),
+                    PyBytes_FromStringAndSize(<const char*>p + ts, tn), d))
+    return 0
 
 
 def stream(link, data):

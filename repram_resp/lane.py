@@ -51,8 +51,7 @@ MessageError.  Then, frame by frame in order:
 
 * a ``B`` frame is applied by the lane when the frame is the common case:
   the link's peer is in our enclave, its origin field is that peer, the
-  clock sample is good (``RECORRECT_DELTA_US``: no deadline re-correction
-  to remember), no ``$`` keyspace notification is wanted, and **every**
+  link has a clock sample, no ``$`` keyspace notification is wanted, and **every**
   entry is ``key value :deadline version`` with a 1-18 digit version, alive
   on arrival, within the TTL bounds and proto-max-bulk-len, and the frame
   fits maxmemory even if every key were new.  Each entry is then
@@ -61,7 +60,8 @@ MessageError.  Then, frame by frame in order:
   its bucket is stored by the lane, anything else (a new key, a bucket move,
   an expired entry, a key ``on_write`` watches) by ``Keyspace.put``.  It
   keeps the same counters (``writes_received``/``writes_applied``, the HLC,
-  ``seen_upto_ms``, the ACK offset; ``batches_lane`` counts the frames it
+  ``seen_upto_ms``, the ACK offset, the entries a poor clock sample
+  converted, for re-correction; ``batches_lane`` counts the frames it
   applied).  Any other B frame, decided before anything changed, goes to the
   Python path whole;
 * every other complete frame goes to the Python path one at a time

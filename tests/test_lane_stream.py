@@ -280,4 +280,6 @@ def test_stream_lane_constants_match_the_replicator():
     assert _lane.RECORRECT_DELTA_US == replicator_mod.RECORRECT_DELTA_US
     assert _lane.TTL_SLACK_MS == replicator_mod.TTL_SLACK_MS
     assert _lane.MIN_TTL_SLACK_MS == replicator_mod.MIN_TTL_SLACK_MS
+    assert _lane.RECORRECT_MAX == replicator_mod.RECORRECT_MAX
+    assert _lane.RECORRECT_WINDOW_S == replicator_mod.RECORRECT_WINDOW_S
     assert m.ENTRY_FIELDS == 4 and m.BATCH_HEAD == 4 and m.BATCH == b"B"
