@@ -216,8 +216,24 @@ async def _readable_lag(peers: list, key: bytes, value: bytes, t_ack: float, out
     await asyncio.gather(*(one(*c) for c in peers))
 
 
+async def _pinger(port: int, out: list, stop) -> None:
+    """PING port back to back (1 ms apart), appending each round trip: how
+    long that process's loop (and its CPU's scheduler) makes a request wait."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while not stop.is_set():
+            t = time.monotonic()
+            w.write(b"*1\r\n$4\r\nPING\r\n")
+            await r.readuntil(b"\r\n")
+            out.append(time.monotonic() - t)
+            await asyncio.sleep(0.001)
+    finally:
+        w.close()
+
+
 async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: int = 8,
-                   batch: int = 50, readers: list | None = None, event_probe: bool = False):
+                   batch: int = 50, readers: list | None = None, event_probe: bool = False,
+                   ping: dict | None = None):
     import hiredis
     rng = random.Random(7)
     pool = [b"".join(encode_command("SET", "key:%d" % rng.randrange(100_000), "v", "EX", "60")
@@ -310,6 +326,9 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
             i += 1
             await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - t)))
 
+    pings = {name: [] for name in ping or {}}
+    for name, port in (ping or {}).items():
+        loop.create_task(_pinger(port, pings[name], stop))
     t0 = time.monotonic()
     loop.create_task(probe())
     k = 0
@@ -328,7 +347,7 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
     for _r, w, _x in polls:
         w.close()
     return {"rate": sent[0] / elapsed, "acked": acked[0], "sent": sent[0], "wait_rt": wait_rt,
-            "oneway": oneway, "readable": readable}
+            "oneway": oneway, "readable": readable, "pings": pings}
 
 
 def pct(xs, q):
@@ -341,14 +360,24 @@ def pct(xs, q):
 def stage_lag(args, cluster, max_rps):
     rate = max_rps * args.lag_load
     log("lag at %.0f %% load: %.0f SET/s for %.0f s" % (100 * args.lag_load, rate, args.lag_seconds))
+    # The machine's scheduling floor: idle redis-servers on the same CPUs,
+    # PINGed like the nodes during the run.
+    idle = [start_server("redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no",
+                         name="idle-redis-cpu%s" % cpu, cpus=cpu)
+            for cpu in (args.server_cpu, args.client_cpu)]
+    ping = {"origin": cluster[0].port, "peer": cluster[1].port,
+            "idle redis-server, CPU %s" % args.server_cpu: idle[0].port,
+            "idle redis-server, CPU %s" % args.client_cpu: idle[1].port}
     pin_self(args.client_cpu)
     try:
         event = args.lag_probe == "event"
         return asyncio.run(_lag_run(cluster[0].port, cluster[1].port, rate, args.lag_seconds,
                                     readers=None if event else [n.port for n in cluster[1:]],
-                                    event_probe=event))
+                                    event_probe=event, ping=ping))
     finally:
         pin_self(",".join(str(c) for c in range(os.cpu_count() or 1)))
+        for srv in idle:
+            srv.stop()
 
 
 # -- stage 3 -----------------------------------------------------------------------
@@ -440,6 +469,9 @@ def report(args, loop, thr, lag, det, cu, facts) -> str:
         lines.append("| replication lag one-way (keyspace event on a peer) p50 / p99 | %.2f / %.2f ms "
                      "| p99 <= 10 ms | %s |" % (o50, o99, ok(o99 <= 10)))
     lines.append("| write -> WAIT 2 reply (both peers acked) p50 / p99 | %.2f / %.2f ms | | |" % (w50, w99))
+    for name, xs in lag.get("pings", {}).items():
+        lines.append("| during the lag stage, PING round trip to the %s: p50 / p99 / max | %.2f / %.2f / %.2f ms "
+                     "| | |" % (name, pct(xs, 0.5) * 1000, pct(xs, 0.99) * 1000, max(xs or [0]) * 1000))
     for label, t in det.items():
         lines.append("| dead peer detected, %s | %.2f s | <= 5 s | %s |" % (label, t, ok(t <= 5)))
     if cu is not None:
