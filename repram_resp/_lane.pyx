@@ -955,6 +955,7 @@ def stream(link, data):
         end = _scan(p, at, n, &left, max_el, max_len, &at)
         if end == -2:
             link.lane_hold = None           # the Python reader takes it all from here
+            link.lane_pending = 0
             return bytes(buf) if hold is not None else data
         if end == -1:
             break
@@ -970,7 +971,7 @@ def stream(link, data):
         if completes:
             pending = PyBytes_GET_SIZE(data) if n - tail_at > 1 else 0
         else:
-            pending = link.lane_pending + PyBytes_GET_SIZE(data)
+            pending = (link.lane_pending if hold is not None else 0) + PyBytes_GET_SIZE(data)
         if pending > max_len:
             from .cluster.messages import MessageError
             raise MessageError("incomplete frame over %d bytes" % max_len)
