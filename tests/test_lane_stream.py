@@ -283,3 +283,24 @@ def test_stream_lane_constants_match_the_replicator():
     assert _lane.RECORRECT_MAX == replicator_mod.RECORRECT_MAX
     assert _lane.RECORRECT_WINDOW_S == replicator_mod.RECORRECT_WINDOW_S
     assert m.ENTRY_FIELDS == 4 and m.BATCH_HEAD == 4 and m.BATCH == b"B"
+
+
+def test_real_peers_apply_a_redis_py_pipeline_through_the_stream_lane(make_server):
+    """Two real nodes: redis-py pipelines SETs into one; the other serves
+    them, acknowledged for WAIT, and INFO says which path applied them."""
+    from clusterkit import client, repl_info, start_mesh
+    a, b = start_mesh(make_server, 2)
+    ra, rb = client(a), client(b)
+    p = ra.pipeline(transaction=False)
+    for i in range(2000):
+        p.set("lane:%d" % i, b"v\r\n%d" % i, ex=60)
+    p.execute()
+    assert ra.wait(1, 5000) == 1
+    assert rb.mget(["lane:0", "lane:1999"]) == [b"v\r\n0", b"v\r\n1999"]
+    assert rb.ttl("lane:7") > 50 and rb.dbsize() == 2000
+    info = repl_info(b)
+    assert info["repl_writes_applied"] == 2000 and info["repl_batches_received"] >= 1
+    if lane.AVAILABLE:
+        assert info["repl_batches_lane"] == info["repl_batches_received"]
+    else:
+        assert info["repl_batches_lane"] == 0
