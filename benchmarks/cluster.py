@@ -24,9 +24,15 @@ What it measures (each stage starts its own servers; all on 127.0.0.1):
      connection; the time from sending to the WAIT reply is the time until
      both peers acknowledged the write -- one-way lag plus the ack's way back,
      so an upper bound of the lag;
-   * *one-way*: a subscriber on a peer (``notify-keyspace-events K$``,
-     ``PSUBSCRIBE __keyspace@0__:lagprobe:*``) timestamps each probe key's
-     arrival; lag = arrival - send (same host, same monotonic clock).
+   * *readable* (the default, issue 11): from the origin's ``+OK`` for
+     the probe SET until ``GET lagprobe:i`` on each peer returns it (each
+     peer polled back to back on its own connection);
+   * *one-way* (``--lag-probe event``): a subscriber on a peer
+     (``notify-keyspace-events K$``, ``PSUBSCRIBE __keyspace@0__:lagprobe:*``)
+     timestamps each probe key's arrival; lag = arrival - send (same host,
+     same monotonic clock).  The notifications cost that peer a publish per
+     applied write and close its stream lane, so this probe loads what it
+     measures.
 3. Failure detection with the default intervals (ping 250 ms, suspect 1 s,
    down 3 s): SIGSTOP a peer (its sockets stay open: a black hole) and poll
    the origin's ``INFO replication`` every 5 ms until it shows the peer
@@ -120,15 +126,20 @@ def wait_until(pred, timeout: float, what: str, interval: float = 0.01):
 
 
 def start_cluster(loop: str, origin_cpu: str, peer_cpu: str, *extra: str):
+    return start_cluster_of(3, loop, origin_cpu, peer_cpu, *extra)
+
+
+def start_cluster_of(size: int, loop: str, origin_cpu: str, peer_cpu: str, *extra: str):
+    """An origin on origin_cpu and size - 1 peers on peer_cpu, meshed and streaming."""
     a = start_node("origin", origin_cpu, loop, *extra)
     seed = cluster_port(a)
-    b = start_node("peer-b", peer_cpu, loop, *extra, seed=seed)
-    c = start_node("peer-c", peer_cpu, loop, *extra, seed=seed)
-    nodes = [a, b, c]
+    nodes = [a] + [start_node("peer-" + "bcdefgh"[i], peer_cpu, loop, *extra, seed=seed)
+                   for i in range(size - 1)]
     for n in nodes:
-        wait_until(lambda n=n: [p["state"] for p in peer_states(n.port).values()] == ["up", "up"],
+        wait_until(lambda n=n: [p["state"] for p in peer_states(n.port).values()] == ["up"] * (size - 1),
                    15, "the mesh")
-    wait_until(lambda: int(info_fields(a.port, "replication")["connected_slaves"]) == 2, 15, "streams")
+    wait_until(lambda: int(info_fields(a.port, "replication")["connected_slaves"]) == size - 1, 15,
+               "streams")
     return nodes
 
 
@@ -183,8 +194,46 @@ def stage_throughput(args, loop):
 
 # -- stage 2 -----------------------------------------------------------------------
 
+async def _readable_lag(peers: list, key: bytes, value: bytes, t_ack: float, out: list,
+                        give_up_s: float = 2.0) -> None:
+    """Poll GET key on each peer connection (reader, writer, hiredis reader)
+    until it returns value; append (time readable - t_ack) per peer."""
+    async def one(r, w, rdr):
+        while True:
+            w.write(encode_command("GET", key))
+            while True:
+                x = rdr.gets()
+                if x is not False:
+                    break
+                data = await r.read(1 << 16)
+                if not data:
+                    return
+                rdr.feed(data)
+            now = time.monotonic()
+            if x == value or now - t_ack > give_up_s:
+                out.append(now - t_ack)
+                return
+    await asyncio.gather(*(one(*c) for c in peers))
+
+
+async def _pinger(port: int, out: list, stop) -> None:
+    """PING port back to back (1 ms apart), appending each round trip: how
+    long that process's loop (and its CPU's scheduler) makes a request wait."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while not stop.is_set():
+            t = time.monotonic()
+            w.write(b"*1\r\n$4\r\nPING\r\n")
+            await r.readuntil(b"\r\n")
+            out.append(time.monotonic() - t)
+            await asyncio.sleep(0.001)
+    finally:
+        w.close()
+
+
 async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: int = 8,
-                   batch: int = 50):
+                   batch: int = 50, readers: list | None = None, event_probe: bool = False,
+                   ping: dict | None = None):
     import hiredis
     rng = random.Random(7)
     pool = [b"".join(encode_command("SET", "key:%d" % rng.randrange(100_000), "v", "EX", "60")
@@ -208,10 +257,13 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
         writers.append(w)
         loop.create_task(drain(r))
 
-    # One-way probe: keyspace notifications on the peer.
+    # One-way probe (--lag-probe event): keyspace notifications on the peer.
+    # They cost the peer a publish per applied write and close its stream
+    # lane, so the default probe polls the peers instead (readers).
     sr, sw = await asyncio.open_connection("127.0.0.1", peer)
-    sw.write(encode_command("CONFIG", "SET", "notify-keyspace-events", "K$") +
-             encode_command("PSUBSCRIBE", "__keyspace@0__:lagprobe:*"))
+    if event_probe:
+        sw.write(encode_command("CONFIG", "SET", "notify-keyspace-events", "K$") +
+                 encode_command("PSUBSCRIBE", "__keyspace@0__:lagprobe:*"))
     sent_at: dict = {}
     oneway: list = []
     rdr = hiredis.Reader()
@@ -237,7 +289,12 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
 
     pr, pw = await asyncio.open_connection("127.0.0.1", origin)
     wait_rt: list = []
+    readable: list = []
     prdr = hiredis.Reader()
+    polls = []
+    for port in readers or ():
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        polls.append((r, w, hiredis.Reader()))
 
     async def probe():
         i = 0
@@ -247,6 +304,7 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
             sent_at[key] = t
             pw.write(encode_command("SET", key, "x", "EX", "60") + encode_command("WAIT", "2", "1000"))
             got = []
+            poll = None
             while len(got) < 2:
                 data = await pr.read(1024)
                 if not data:
@@ -257,11 +315,20 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
                     if x is False:
                         break
                     got.append(x)
+                    if len(got) == 1 and polls:
+                        # the origin acked the SET: from now until each peer serves it
+                        poll = asyncio.ensure_future(_readable_lag(polls, key, b"x", time.monotonic(),
+                                                                   readable))
             if got[1] == 2:
                 wait_rt.append(time.monotonic() - t)
+            if poll is not None:
+                await poll
             i += 1
             await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - t)))
 
+    pings = {name: [] for name in ping or {}}
+    for name, port in (ping or {}).items():
+        loop.create_task(_pinger(port, pings[name], stop))
     t0 = time.monotonic()
     loop.create_task(probe())
     k = 0
@@ -277,8 +344,10 @@ async def _lag_run(origin: int, peer: int, rate: float, duration: float, conns: 
     stop.set()
     for w in writers + [sw, pw]:
         w.close()
+    for _r, w, _x in polls:
+        w.close()
     return {"rate": sent[0] / elapsed, "acked": acked[0], "sent": sent[0], "wait_rt": wait_rt,
-            "oneway": oneway}
+            "oneway": oneway, "readable": readable, "pings": pings}
 
 
 def pct(xs, q):
@@ -289,13 +358,26 @@ def pct(xs, q):
 
 
 def stage_lag(args, cluster, max_rps):
-    rate = max_rps / 2
-    log("lag at half load: %.0f SET/s for %.0f s" % (rate, args.lag_seconds))
+    rate = max_rps * args.lag_load
+    log("lag at %.0f %% load: %.0f SET/s for %.0f s" % (100 * args.lag_load, rate, args.lag_seconds))
+    # The machine's scheduling floor: idle redis-servers on the same CPUs,
+    # PINGed like the nodes during the run.
+    idle = [start_server("redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no",
+                         name="idle-redis-cpu%s" % cpu, cpus=cpu)
+            for cpu in (args.server_cpu, args.client_cpu)]
+    ping = {"origin": cluster[0].port, "peer": cluster[1].port,
+            "idle redis-server, CPU %s" % args.server_cpu: idle[0].port,
+            "idle redis-server, CPU %s" % args.client_cpu: idle[1].port}
     pin_self(args.client_cpu)
     try:
-        return asyncio.run(_lag_run(cluster[0].port, cluster[1].port, rate, args.lag_seconds))
+        event = args.lag_probe == "event"
+        return asyncio.run(_lag_run(cluster[0].port, cluster[1].port, rate, args.lag_seconds,
+                                    readers=None if event else [n.port for n in cluster[1:]],
+                                    event_probe=event, ping=ping))
     finally:
         pin_self(",".join(str(c) for c in range(os.cpu_count() or 1)))
+        for srv in idle:
+            srv.stop()
 
 
 # -- stage 3 -----------------------------------------------------------------------
@@ -358,8 +440,7 @@ def report(args, loop, thr, lag, det, cu, facts) -> str:
     ratio = c / s if s else float("nan")
     w50, w99 = pct(lag["wait_rt"], 0.5) * 1000, pct(lag["wait_rt"], 0.99) * 1000
     o50, o99 = pct(lag["oneway"], 0.5) * 1000, pct(lag["oneway"], 0.99) * 1000
-    worst_det = max(det.values())
-    per_m = cu["from_launch"] * 1_000_000 / cu["keys"]
+    r50, r99 = pct(lag["readable"], 0.5) * 1000, pct(lag["readable"], 0.99) * 1000
     ok = lambda b: "yes" if b else "**no**"   # noqa: E731
     lines = [
         "## Replication (benchmarks/cluster.py)%s%s" % (" -- quick run, not representative" if args.quick else "",
@@ -378,17 +459,29 @@ def report(args, loop, thr, lag, det, cu, facts) -> str:
         "(origin at %.0f %% of its CPU) | | |" % (median(thr["cpu_single"]), median(thr["cpu_origin"]),
                                               median(thr["cpu_peer"]), 100 * median(thr["util_origin"])),
         "| peers converged after a full-speed run (max) | %.3f s | | |" % max(thr["drain_s"]),
-        "| half load actually sent | %.0f SET/s (%d probes) | | |" % (lag["rate"], len(lag["wait_rt"])),
-        "| replication lag one-way (keyspace event on a peer) p50 / p99 | %.2f / %.2f ms | p99 <= 10 ms | %s |"
-        % (o50, o99, ok(o99 <= 10)),
-        "| write -> WAIT 2 reply (both peers acked) p50 / p99 | %.2f / %.2f ms | | |" % (w50, w99),
+        "| lag-stage load actually sent (%.0f %% of the replicated rate) | %.0f SET/s (%d probes) | | |"
+        % (100 * args.lag_load, lag["rate"], len(lag["wait_rt"])),
     ]
+    if lag["readable"]:
+        lines.append("| replication lag: origin's +OK -> GET on each peer returns it, p50 / p99 (%d samples) "
+                     "| %.2f / %.2f ms | p99 <= 10 ms | %s |" % (len(lag["readable"]), r50, r99, ok(r99 <= 10)))
+    if lag["oneway"]:
+        lines.append("| replication lag one-way (keyspace event on a peer) p50 / p99 | %.2f / %.2f ms "
+                     "| p99 <= 10 ms | %s |" % (o50, o99, ok(o99 <= 10)))
+    lines.append("| write -> WAIT 2 reply (both peers acked) p50 / p99 | %.2f / %.2f ms | | |" % (w50, w99))
+    for name, xs in lag.get("pings", {}).items():
+        lines.append("| during the lag stage, PING round trip to the %s: p50 / p99 / max | %.2f / %.2f / %.2f ms "
+                     "| | |" % (name, pct(xs, 0.5) * 1000, pct(xs, 0.99) * 1000, max(xs or [0]) * 1000))
     for label, t in det.items():
         lines.append("| dead peer detected, %s | %.2f s | <= 5 s | %s |" % (label, t, ok(t <= 5)))
+    if cu is not None:
+        per_m = cu["from_launch"] * 1_000_000 / cu["keys"]
+        lines += [
+            "| catch-up of %d keys, from launch of the new node (from its ready) | %.2f s (%.2f s) | | |"
+            % (cu["keys"], cu["from_launch"], cu["from_ready"]),
+            "| catch-up, scaled to 1M keys | %.2f s | <= 20 s | %s |" % (per_m, ok(per_m <= 20)),
+        ]
     lines += [
-        "| catch-up of %d keys, from launch of the new node (from its ready) | %.2f s (%.2f s) | | |"
-        % (cu["keys"], cu["from_launch"], cu["from_ready"]),
-        "| catch-up, scaled to 1M keys | %.2f s | <= 20 s | %s |" % (per_m, ok(per_m <= 20)),
         "",
         "Method: see the header of `benchmarks/cluster.py`.  Pinning: node under load on CPU %s; "
         "redis-benchmark, the lag load generator and both peers on CPU %s (so in the cluster runs "
@@ -397,9 +490,10 @@ def report(args, loop, thr, lag, det, cu, facts) -> str:
         "killed process is seen as down when its redial is refused, a stopped one after "
         "cluster-down-after-ms of silence." % (args.server_cpu, args.client_cpu, loop),
         "",
-        "Runs: single %s; cluster %s ops/s.  Memory after catch-up: source %.0f MB, new node %.0f MB RSS."
+        "Runs: single %s; cluster %s ops/s.%s"
         % (", ".join("%.0f" % x for x in thr["single"]), ", ".join("%.0f" % x for x in thr["cluster"]),
-           cu["rss_src"] / 1e6, cu["rss_new"] / 1e6),
+           "" if cu is None else "  Memory after catch-up: source %.0f MB, new node %.0f MB RSS."
+           % (cu["rss_src"] / 1e6, cu["rss_new"] / 1e6)),
         "",
         "Machine:",
         "",
@@ -422,6 +516,13 @@ def main() -> int:
                     help="run every node on the pure-Python path (REPRAM_NO_EXTENSIONS=1)")
     ap.add_argument("--cluster-anti-entropy-interval-ms", type=int,
                     help="passed to the 3 nodes of the throughput stage (0 = anti-entropy off)")
+    ap.add_argument("--lag-probe", choices=("readable", "event"), default="readable",
+                    help="lag as origin ack -> GET on each peer returns it (default), or as the "
+                         "arrival of a keyspace event on one peer (K$ notifications on it)")
+    ap.add_argument("--lag-load", type=float, default=0.5,
+                    help="the lag stage's load as a fraction of the measured replicated rate")
+    ap.add_argument("--skip-detection-catchup", action="store_true",
+                    help="run only the throughput and lag stages")
     ap.add_argument("--markdown-out")
     ap.add_argument("--markdown-mode", choices=("append", "write"), default="append")
     args = ap.parse_args()
@@ -442,7 +543,7 @@ def main() -> int:
     thr, cluster = stage_throughput(args, args.loop)
     try:
         lag = stage_lag(args, cluster, median(thr["cluster"]))
-        det = stage_detection(args, cluster)
+        det = {} if args.skip_detection_catchup else stage_detection(args, cluster)
     finally:
         for n in cluster:
             try:
@@ -450,7 +551,7 @@ def main() -> int:
             except OSError:
                 pass
             n.stop()
-    cu = stage_catchup(args, args.loop)
+    cu = None if args.skip_detection_catchup else stage_catchup(args, args.loop)
     emit_markdown(report(args, args.loop, thr, lag, det, cu, facts), args.markdown_out,
                   args.markdown_mode)
     return 0

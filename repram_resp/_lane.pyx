@@ -20,12 +20,16 @@ flush).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.dict cimport PyDict_Contains, PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong, PyLong_FromLongLong
+from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
+
+from time import monotonic as _monotonic
 
 from .clock import wall_ms as _wall_ms
 from .keyspace import BUCKET_SHIFT as _BUCKET_SHIFT, ENTRY_OVERHEAD_BYTES
@@ -44,6 +48,9 @@ cdef extern from "<time.h>" nogil:
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long x) nogil
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object o)
 
 
 cdef inline long long _c_wall_ms():
@@ -590,3 +597,410 @@ cdef inline long long _digits(long long v):
         v //= 10
         n += 1
     return n
+
+
+# -- the replicated stream on the receiving peer (cluster/link.py) ----------------
+#
+# stream(link, data) mirrors Link.data_received -> FrameReader.feed ->
+# Replicator.on_batch -> _apply -> apply_entries -> Keyspace.apply_remote ->
+# Keyspace.put for the common case (lane.py, "The replicated stream").
+
+# Must equal repram_resp.cluster.replicator's constants (tests/test_lane_stream.py checks).
+RECORRECT_DELTA_US = 10_000
+RECORRECT_MAX = 50_000
+RECORRECT_WINDOW_S = 30.0
+TTL_SLACK_MS = 1000
+MIN_TTL_SLACK_MS = 250
+cdef int HDR_MAX_DIGITS = 18      # longer numbers (legal for the Python path) go to it
+
+
+cdef inline int _hdr(const unsigned char* p, Py_ssize_t i, Py_ssize_t end, unsigned char* kind,
+                     long long* num, Py_ssize_t* after):
+    """One header "<*$:><1-18 digits>\\r\\n" at i: 1 if it is one, 0 if the
+    data ends inside it, -1 for anything else (a sign, a RESP3 type, too
+    many digits: the Python path decides what that is)."""
+    cdef Py_ssize_t j = i + 1, d0 = i + 1
+    cdef long long n = 0
+    if i >= end:
+        return 0
+    kind[0] = p[i]
+    if p[i] != 42 and p[i] != 36 and p[i] != 58:    # * $ :
+        return -1
+    while j < end and 48 <= p[j] <= 57:
+        if j - d0 >= HDR_MAX_DIGITS:
+            return -1
+        n = n * 10 + (p[j] - 48)
+        j += 1
+    if j >= end:
+        return 0
+    if j == d0 or p[j] != 13:
+        return -1
+    if j + 1 >= end:
+        return 0
+    if p[j + 1] != 10:
+        return -1
+    num[0] = n
+    after[0] = j + 2
+    return 1
+
+
+cdef Py_ssize_t _scan(const unsigned char* p, Py_ssize_t i, Py_ssize_t end, long long* left,
+                      long long max_el, long long max_len, Py_ssize_t* at):
+    """Walk one flat frame from i, *left of its elements still to come (0: its
+    header is next).  The frame's end once complete (*left = 0); -1 when the
+    data ends first (*at: where to resume, *left kept); -2 for anything that
+    is not a flat frame of bulks and integers within the reader's limits as
+    the lane reads them."""
+    cdef unsigned char kind = 0
+    cdef long long num = 0
+    cdef Py_ssize_t after = 0
+    cdef int r
+    if left[0] == 0:
+        r = _hdr(p, i, end, &kind, &num, &after)
+        if r <= 0:
+            at[0] = i
+            return -1 if r == 0 else -2
+        if kind != 42 or num < 1 or num > max_el:
+            return -2
+        left[0] = num
+        i = after
+    while left[0] > 0:
+        r = _hdr(p, i, end, &kind, &num, &after)
+        if r == 0:
+            at[0] = i
+            return -1
+        if r < 0:
+            return -2
+        if kind == 36:
+            if num > max_len:
+                return -2
+            if end - after < num + 2:
+                at[0] = i                  # the header is re-read then (<= 22 bytes)
+                return -1
+            if p[after + num] != 13 or p[after + num + 1] != 10:
+                return -2
+            i = after + num + 2
+        elif kind == 58:
+            i = after
+        else:
+            return -2
+        left[0] -= 1
+    return i
+
+
+cdef inline Py_ssize_t _fbulk(const unsigned char* p, Py_ssize_t i, Py_ssize_t* s, Py_ssize_t* n):
+    """A bulk at i of a frame _scan accepted; -1 if the element is not a bulk."""
+    cdef unsigned char kind = 0
+    cdef long long num = 0
+    cdef Py_ssize_t after = 0
+    _hdr(p, i, i + 24, &kind, &num, &after)
+    if kind != 36:
+        return -1
+    s[0] = after
+    n[0] = num
+    return after + num + 2
+
+
+cdef inline Py_ssize_t _fint(const unsigned char* p, Py_ssize_t i, long long* v):
+    """An integer at i of a frame _scan accepted; -1 if it is not one."""
+    cdef unsigned char kind = 0
+    cdef Py_ssize_t after = 0
+    _hdr(p, i, i + 24, &kind, v, &after)
+    if kind != 58:
+        return -1
+    return after
+
+
+cdef inline int _cmp_tail(long long version, bytes value, long long deadline, object old) except -2:
+    """(version, value, deadline) <= (old[2], old[0], old[1]) with the
+    versions equal: the Python comparison itself (rare: a duplicate)."""
+    return (version, value, deadline) <= (old[2], old[0], old[1])
+
+
+cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t s,
+                  Py_ssize_t e) except -1:
+    """Apply the complete B frame p[s:e] as Replicator.on_batch would, if it
+    is the common case; 1 if it did, 0 if the Python path must (nothing
+    changed then)."""
+    cdef Py_ssize_t i, ks_, kn, vs, vn, ts, tn, q, body
+    cdef PyObject* fp
+    cdef object old, old_value, sched_obj, key, value, entry
+    cdef long long nel = 0, first = 0, sent = 0, d = 0, version, local, top = 0, total = 0
+    cdef long long nent, now, adjust, min_ttl, max_ttl, max_bulk, max_remaining, min_origin_ttl
+    cdef long long maxmem, used, ov, d0, sched, ob, applied = 0, fv
+    cdef int overflow, j
+    cdef unsigned char kind = 0
+    cdef Py_ssize_t after = 0
+    cdef PyObject* ep
+    cdef bint trivial
+    # "*N\r\n$1\r\nB\r\n"
+    _hdr(p, s, e, &kind, &nel, &after)
+    i = after
+    if nel < 4 or (nel - 4) % 4 or e - i < 7 or p[i] != 36 or p[i + 1] != 49 or p[i + 2] != 13 \
+            or p[i + 3] != 10 or p[i + 4] != 66 or p[i + 5] != 13 or p[i + 6] != 10:
+        return 0
+    nent = (nel - 4) // 4
+    peer = link.peer
+    cluster = link.cluster
+    ck = link.clock
+    delta_us = ck.delta_us
+    if peer is None or peer.enclave != cluster.enclave or ck.adjust_ms is None or delta_us is None \
+            or server.pubsub.wants("$"):
+        return 0
+    i = _fbulk(p, i + 7, &ks_, &kn)
+    if i < 0:
+        return 0
+    origin = peer.node_id_bytes
+    if PyBytes_GET_SIZE(origin) != kn or memcmp(PyBytes_AS_STRING(origin), p + ks_, kn) != 0:
+        return 0                                    # MessageError (Python)
+    i = _fint(p, i, &first)
+    if i < 0:
+        return 0
+    i = _fint(p, i, &sent)
+    if i < 0:
+        return 0
+    body = i
+    cfg = server.config
+    min_ttl = cfg.min_ttl_ms
+    max_ttl = cfg.max_ttl_ms
+    max_bulk = cfg.proto_max_bulk_bytes
+    max_remaining = max_ttl + TTL_SLACK_MS
+    min_origin_ttl = min_ttl - MIN_TTL_SLACK_MS
+    adjust = ck.adjust_ms
+    clock = server.clock
+    now = _c_wall_ms() if clock is _wall_ms else clock()
+    # Pass 1: every entry is one the lane applies (apply_entries' checks),
+    # and the whole frame fits maxmemory even if every key were new.
+    for j in range(nent):
+        i = _fbulk(p, i, &ks_, &kn)
+        if i < 0:
+            return 0
+        i = _fbulk(p, i, &vs, &vn)
+        if i < 0:
+            return 0
+        i = _fint(p, i, &d)
+        if i < 0:
+            return 0
+        q = _fbulk(p, i, &ts, &tn)              # the version: 1-18 digits
+        if q < 0 or tn < 1 or tn > HDR_MAX_DIGITS:
+            return 0
+        version = 0
+        for i in range(ts, ts + tn):
+            if not 48 <= p[i] <= 57:
+                return 0
+            version = version * 10 + (p[i] - 48)
+        i = q
+        local = d + adjust
+        if now > local:
+            return 0                                # expired on arrival: a floor (Python)
+        if local - now > max_remaining or d - sent < min_origin_ttl:
+            return 0                                # refused: ttl
+        if vn > max_bulk or kn > max_bulk:
+            return 0                                # refused: size
+        total += kn + vn + ENTRY_OVERHEAD
+        if version > top:
+            top = version
+    ks = server.keyspace
+    maxmem = ks.maxmemory_bytes
+    if maxmem and ks.used_bytes + total > maxmem:
+        return 0                                    # maybe an OOM refusal (Python)
+    # Pass 2: apply (nothing below declines).
+    store = ks.data
+    floors = ks.floors
+    watched = ks.on_write
+    used = ks.used_bytes
+    i = body
+    for j in range(nent):
+        i = _fbulk(p, i, &ks_, &kn)
+        i = _fbulk(p, i, &vs, &vn)
+        i = _fint(p, i, &d)
+        q = _fbulk(p, i, &ts, &tn)
+        version = 0
+        for i in range(ts, ts + tn):
+            version = version * 10 + (p[i] - 48)
+        i = q
+        local = d + adjust
+        key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
+        value = PyBytes_FromStringAndSize(<const char*>p + vs, vn)
+        # Keyspace.apply_remote: last writer wins by (version, value, deadline).
+        ep = PyDict_GetItem(store, key)
+        trivial = False
+        if ep != NULL:
+            old = <object>ep
+            if type(old) is not tuple or PyTuple_GET_SIZE(old) != 4:
+                ks.used_bytes = used
+                if ks.apply_remote(key, value, local, PyLong_FromLongLong(version), now):
+                    applied += 1
+                used = ks.used_bytes
+                continue
+            ov = PyLong_AsLongLongAndOverflow(<object>PyTuple_GET_ITEM(old, 2), &overflow)
+            if overflow > 0 or version < ov:
+                continue
+            if version == ov and _cmp_tail(version, value, local, old):
+                continue
+            old_value = <object>PyTuple_GET_ITEM(old, 0)
+            if type(old_value) is bytes:
+                d0 = PyLong_AsLongLong(<object>PyTuple_GET_ITEM(old, 1))
+                sched_obj = <object>PyTuple_GET_ITEM(old, 3)
+                sched = PyLong_AsLongLong(sched_obj)
+                trivial = not (now >= sched and now > d0) and local >= sched
+                if trivial and watched is not None and key in watched:
+                    trivial = False     # Keyspace.put runs the write hook (invalidation)
+        elif floors:
+            fp = PyDict_GetItem(floors, key)
+            if fp != NULL and version <= <object>fp:
+                continue
+        if trivial:
+            # Keyspace.put's overwrite of a live key that stays in its bucket.
+            # (The tuple holds bytes and ints only, so it is untracked at once,
+            # as the collector itself would on its first pass: less GC work.)
+            entry = (value, PyLong_FromLongLong(local), PyLong_FromLongLong(version), sched_obj)
+            PyObject_GC_UnTrack(entry)
+            PyDict_SetItem(store, key, entry)
+            used += vn - PyBytes_GET_SIZE(old_value)
+            ob = sched >> BUCKET_SHIFT
+            if ((local >> BUCKET_SHIFT) > ob) != ((d0 >> BUCKET_SHIFT) > ob):
+                if (d0 >> BUCKET_SHIFT) > ob:
+                    ks._ext_drop(ob, key)
+                else:
+                    ks._ext_add(ob, key)
+        else:
+            ks.used_bytes = used
+            ks.put(key, value, local, PyLong_FromLongLong(version), now)
+            used = ks.used_bytes
+        applied += 1
+    ks.used_bytes = used
+    # Replicator._apply and on_batch
+    if top:
+        server.hlc.observe(top)
+    if applied and delta_us > RECORRECT_DELTA_US:
+        _note_converted(link, p, body, nent)
+    st = cluster.replicator.stats
+    st["writes_received"] += nent
+    st["writes_applied"] += applied
+    st["batches_received"] += 1
+    st["batches_lane"] += 1
+    if sent > link.seen_upto_ms:
+        link.seen_upto_ms = sent
+    if nent:
+        link.ack_due = first + nent - 1
+    return 1
+
+
+cdef int _note_converted(object link, const unsigned char* p, Py_ssize_t i, long long nent) except -1:
+    """Replicator._note_converted: while the link's clock sample is poor,
+    remember (key, version, sender deadline) of the frame's entries."""
+    cdef Py_ssize_t ks_, kn, vs, vn, ts, tn
+    cdef long long d = 0, room, j
+    lst = link.converted
+    if lst is None:
+        if _monotonic() - link.created > RECORRECT_WINDOW_S:
+            return 0
+        lst = link.converted = []
+        link.converted_adjust = link.clock.adjust_ms
+    room = RECORRECT_MAX - len(lst)
+    if room <= 0:
+        return 0
+    for j in range(min(nent, room)):
+        i = _fbulk(p, i, &ks_, &kn)
+        i = _fbulk(p, i, &vs, &vn)
+        i = _fint(p, i, &d)
+        i = _fbulk(p, i, &ts, &tn)
+        lst.append((PyBytes_FromStringAndSize(<const char*>p + ks_, kn),
+                    PyBytes_FromStringAndSize(<const char*>p + ts, tn), d))
+    return 0
+
+
+def stream(link, data):
+    """Link.data_received's lane: run the frames of ``data`` (bytes), the
+    common B frames here, every other complete frame through
+    ``link._lane_frame`` (the Python path, one frame at a time); keep an
+    incomplete last frame in ``link.lane_hold`` for the next read.  Returns
+    what the Python reader must take from here on (it stays with it), or
+    None.  The caller checked: ready, receiving side, the Python reader idle.
+
+    As FrameReader.feed does, the whole read is checked before any frame of
+    it runs: anything the lane does not read as flat frames within the limits
+    hands all of it (with what it held) to the Python reader, and an
+    incomplete frame past ``max_pending_bytes`` (counted as feed counts it)
+    is the same MessageError."""
+    cdef object buf
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, pos, at, end, done, at0, tail_at
+    cdef long long left, left0, pending, tail_left
+    cdef bint completes = False
+    reader = link.reader
+    cdef long long max_el = reader.max_elements
+    cdef long long max_len = reader.max_pending_bytes
+    server = link.cluster.server
+    hold = link.lane_hold
+    if hold is not None:
+        hold += data
+        buf = hold
+        p = <const unsigned char*>PyByteArray_AS_STRING(hold)
+        n = PyByteArray_GET_SIZE(hold)
+        at0 = link.lane_at
+        left0 = link.lane_left
+    else:
+        buf = data
+        p = <const unsigned char*>PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        at0 = 0
+        left0 = 0
+    # The check of the whole read (FrameReader._check, then feed's bound).
+    at = at0
+    left = left0
+    done = 0
+    while done < n:
+        end = _scan(p, at, n, &left, max_el, max_len, &at)
+        if end == -2:
+            link.lane_hold = None           # the Python reader takes it all from here
+            link.lane_pending = 0
+            return bytes(buf) if hold is not None else data
+        if end == -1:
+            break
+        completes = True
+        done = at = end
+        left = 0
+    tail_at = at                 # where the incomplete last frame resumes
+    tail_left = left
+    if done < n:
+        # feed's count: after a complete frame, the read's length if hiredis
+        # kept bytes back (it consumes an element's type byte at once and the
+        # rest once the element is whole), else 0
+        if completes:
+            pending = PyBytes_GET_SIZE(data) if n - tail_at > 1 else 0
+        else:
+            pending = (link.lane_pending if hold is not None else 0) + PyBytes_GET_SIZE(data)
+        if pending > max_len:
+            from .cluster.messages import MessageError
+            raise MessageError("incomplete frame over %d bytes" % max_len)
+    else:
+        pending = 0
+    # Run the complete frames.
+    pos = 0
+    at = at0
+    left = left0
+    while pos < done:
+        end = _scan(p, at, n, &left, max_el, max_len, &at)
+        if not _b_frame(link, server, p, pos, end):
+            link._lane_frame(PyBytes_FromStringAndSize(<const char*>p + pos, end - pos))
+            if link.state != "ready":
+                link.lane_hold = None
+                link.lane_pending = 0
+                return None
+        pos = at = end
+        left = 0
+    if done < n:
+        # Keep the incomplete last frame (scanned up to tail_at, tail_left elements to come).
+        if hold is None:
+            link.lane_hold = bytearray(data[done:] if done else data)
+        elif done:
+            del hold[:done]
+        link.lane_at = tail_at - done
+        link.lane_left = tail_left
+        link.lane_pending = pending
+    else:
+        link.lane_hold = None
+        link.lane_pending = 0
+    return None

@@ -38,6 +38,42 @@ that byte.  Every stop is decided before the command changes anything, so a
 command is executed entirely by one path.  The replies of the lane's prefix
 are written before the rest is parsed, so they keep their order.
 
+The replicated stream (``stream(link, data)``, the receiving side of a
+peer link: ``Link.data_received`` while the link is ready, the server's lane
+is enabled and the Python ``FrameReader`` is idle).  It reads the peer's
+bytes as frames itself and checks the whole read first, as
+``FrameReader.feed`` does: anything it does not read as flat frames of bulks
+and integers (1-18 digits, no sign) within the reader's limits hands the
+whole read, with any frame it held, to the Python reader, which keeps the
+stream from then on until it is idle again; an incomplete frame past
+``max_pending_bytes``, counted as ``feed`` counts it, is the same
+MessageError.  Then, frame by frame in order:
+
+* a ``B`` frame is applied by the lane when the frame is the common case:
+  the link's peer is in our enclave, its origin field is that peer, the
+  link has a clock sample, no ``$`` keyspace notification is wanted, and **every**
+  entry is ``key value :deadline version`` with a 1-18 digit version, alive
+  on arrival, within the TTL bounds and proto-max-bulk-len, and the frame
+  fits maxmemory even if every key were new.  Each entry is then
+  ``Keyspace.apply_remote``: last writer wins by (version, value, deadline),
+  a floor covers a missing key, the overwrite of a live key that stays in
+  its bucket is stored by the lane, anything else (a new key, a bucket move,
+  an expired entry, a key ``on_write`` watches) by ``Keyspace.put``.  It
+  keeps the same counters (``writes_received``/``writes_applied``, the HLC,
+  ``seen_upto_ms``, the ACK offset, the entries a poor clock sample
+  converted, for re-correction; ``batches_lane`` counts the frames it
+  applied).  Any other B frame, decided before anything changed, goes to the
+  Python path whole;
+* every other complete frame goes to the Python path one at a time
+  (``Link._lane_frame``);
+* an incomplete last frame is kept (``link.lane_hold``, with the scan
+  position, so a frame split over many reads is walked once) for the next
+  read.
+  tests/test_lane_stream.py holds it to this with a differential test (peer
+  byte streams, split anywhere, lane against the Python path).  One
+  difference no peer sees: after a hand-over in the middle of a held frame,
+  the Python reader counts the pending bytes from the hand-over.
+
 When it may run at all:
 
 * server-wide: ``Server.lane_ok`` -- the single cheap check, recomputed by
@@ -91,6 +127,7 @@ NO_EXTENSIONS_ENV = "REPRAM_NO_EXTENSIONS"        # "1": never load the lane
 REQUIRE_EXTENSIONS_ENV = "REPRAM_REQUIRE_EXTENSIONS"   # "1": fail if it cannot load (CI)
 
 execute = None          # _lane.execute when the extension is loaded
+stream = None           # _lane.stream (the replicated stream on a receiving peer)
 why_not = ""            # why it is not, for the startup log line
 
 if os.environ.get(NO_EXTENSIONS_ENV, "") not in ("", "0"):
@@ -111,6 +148,7 @@ else:
         _lane.set_commands(commands.TABLE[b"get"], commands.TABLE[b"set"])
         commands.stats_sync = _lane.flush_stats     # its runs' statistics, kept in C
         execute = _lane.execute
+        stream = _lane.stream
 
 AVAILABLE = execute is not None
 

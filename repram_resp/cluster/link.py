@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 
+from .. import lane
 from . import auth
 from . import messages as m
 from .timesync import OffsetEstimator
@@ -60,6 +61,13 @@ class Link(asyncio.Protocol):
         self.state = HANDSHAKE
         self.transport = None
         self.reader = m.FrameReader(HANDSHAKE_FRAME_BYTES, m.HANDSHAKE_MAX_ELEMENTS)
+        # The stream lane (lane.py): set once ready on a receiving link; it
+        # keeps an incomplete last frame here while the Python reader is idle.
+        self.lane = None
+        self.lane_hold: bytearray | None = None
+        self.lane_at = 0
+        self.lane_left = 0
+        self.lane_pending = 0
         self.created = self.heard = time.monotonic()
         self.addr = "?"                    # host:port of the other end, for logs
         self.observed_host = ""
@@ -158,6 +166,14 @@ class Link(asyncio.Protocol):
             return
         self.heard = time.monotonic()
         try:
+            if self.lane is not None and self.state == READY and (
+                    self.lane_hold is not None or self.reader.idle()):
+                data = self.lane(self, data)
+                if data is None:
+                    if self.ack_due:
+                        self.write(b"*2\r\n$3\r\nACK\r\n:%d\r\n" % self.ack_due)
+                        self.ack_due = 0
+                    return
             frames = self.reader.feed(data)
             for f in frames:
                 if self.state == READY:
@@ -182,6 +198,11 @@ class Link(asyncio.Protocol):
                     "peer link %s: internal error; closing", self.describe(),
                     exc_info=level > logging.DEBUG)
             self.abort("internal error")
+
+    def _lane_frame(self, data: bytes) -> None:
+        """One complete frame the stream lane leaves to the Python path."""
+        for f in self.reader.feed(data):
+            self._dispatch(f)
 
     # -- sending ---------------------------------------------------------------
 
@@ -332,6 +353,8 @@ class Link(asyncio.Protocol):
 
     def _ready(self) -> None:
         self.state = READY
+        if not self.dialer and self.cluster.server.lane_enabled:
+            self.lane = lane.stream
         self.reader.max_pending_bytes = self.cluster.frame_limit_bytes()
         self.reader.max_elements = m.MAX_FRAME_ELEMENTS
 

@@ -164,6 +164,10 @@ class FrameReader:
         finally:
             self._left = left
 
+    def idle(self) -> bool:
+        """At a frame boundary with nothing buffered (the stream lane may run)."""
+        return not (self._left or self._skip or self._line or self._reader.has_data())
+
     def feed(self, data: bytes) -> list:
         self._check(data)
         reader = self._reader

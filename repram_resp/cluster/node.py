@@ -881,6 +881,8 @@ class Cluster:
             ("repl_bytes_streamed", st["bytes_streamed"]),
             ("repl_writes_received", st["writes_received"]),
             ("repl_writes_applied", st["writes_applied"]),
+            ("repl_batches_received", st["batches_received"]),
+            ("repl_batches_lane", st["batches_lane"]),       # of them applied by the stream lane
             ("repl_expired_on_arrival", st["expired_on_arrival"]),
             ("repl_refused_received", sum(rep.refused_received.values())),
         ]

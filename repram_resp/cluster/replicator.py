@@ -178,7 +178,7 @@ class Replicator:
             "writes_streamed", "batches_sent", "bytes_streamed", "writes_applied",
             "writes_received", "expired_on_arrival", "catchup_keys_sent", "catchup_keys_received",
             "catchups_served", "catchups_done", "queue_drops", "oversize_not_sent",
-            "catchup_floors_sent", "deadlines_recorrected"), 0)
+            "catchup_floors_sent", "deadlines_recorrected", "batches_received", "batches_lane"), 0)
         self.refused_received = dict.fromkeys(m.REASONS, 0)
         self.refused_by_peers = dict.fromkeys(m.REASONS, 0)
 
@@ -430,6 +430,7 @@ class Replicator:
         if origin != link.peer.node_id_bytes:
             raise m.MessageError("B: origin is not the link's peer")
         n = (len(f) - m.BATCH_HEAD) // m.ENTRY_FIELDS
+        self.stats["batches_received"] += 1
         if link.peer.enclave != self.cluster.enclave:
             self._refuse_all(link, f, m.BATCH_HEAD, first)
         else:
