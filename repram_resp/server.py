@@ -384,6 +384,8 @@ class Server:
                                     cfg.client_query_buffer_bytes)
         if self.replication is not None:
             self.replication.config_changed(name)
+        if self.http is not None:
+            self.http.api.config_changed(name)
 
     # -- INFO ----------------------------------------------------------------
 

@@ -46,10 +46,13 @@ log = logging.getLogger("repram.http")
 VERSION_SHIFT = 16            # version >> 16 = the HLC's physical ms (clock.py)
 KEYS_CHUNK = 1000             # keys per chunk of a streamed listing
 SCAN_CHUNK = 4 * KEYS_CHUNK   # index entries examined per chunk (expired ones are skipped)
+TTL_CACHE_MAX = 256           # distinct X-TTL values whose TTL is remembered
+CREATED_CACHE_MAX = 256       # distinct TTLs whose 201 answer is kept (per second)
 DEFAULT_TTL_MS = 3_600_000    # REPRAM's default when default-ttl is 0 (HTTP never refuses)
 
 _INT_RE = re.compile(rb"[+-]?[0-9]{1,18}\Z")     # Go strconv.Atoi, within int64
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_plain_data = re.compile(rb"/v1/data/[^%?]+\Z").match     # a key without escapes or query
 
 DATA_PREFIX = b"/v1/data/"
 DATA_METHODS = b"GET, HEAD, PUT, OPTIONS"
@@ -163,6 +166,9 @@ class Api:
         # Responses by status code (the usual ones present, so the hot paths
         # can just add).
         self.stats: dict[int, int] = dict.fromkeys((200, 201, 202, 404), 0)
+        self._created_cache: dict[int, bytes] = {}    # TTL ms -> the whole 201
+        self._created_common = None                    # ... for this common block
+        self._ttls: dict = {}                          # X-TTL value (or None) -> TTL ms
 
     # -- entry point -------------------------------------------------------------
 
@@ -177,12 +183,17 @@ class Api:
             common = self.front.common + b"Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n" % origin
         head = method == b"HEAD"
         try:
-            if method == b"GET" and target.startswith(DATA_PREFIX) and b"%" not in target \
-                    and b"?" not in target and not self.server.config.requirepass:
-                # The hot path: GET /v1/data/<plain key>.
-                key = target[9:]
-                if key:
-                    return self._get(key, common, False)
+            if _plain_data(target) is not None and not self.server.config.requirepass:
+                # The hot paths: GET and PUT /v1/data/<plain key> (no escape,
+                # no query, so a PUT's TTL is X-TTL's).
+                if method == b"GET":
+                    return self._get(target[9:], common, False)
+                if method == b"PUT":
+                    x_ttl = req.headers.get(b"x-ttl")
+                    ttl = self._ttls.get(x_ttl)
+                    if ttl is None:
+                        ttl = self._ttl_of(x_ttl)
+                    return self._put_ttl(req, target[9:], ttl, common, origin is None)
             if target[:1] == b"/":
                 path, _, query = target.partition(b"?")
             elif target == b"*":
@@ -261,6 +272,19 @@ class Api:
                 common, iso_ms(created), (deadline - created + 500) // 1000,
                 max(0, (deadline - now) // 1000), len(value), b"" if head else value)
 
+    def _ttl_of(self, x_ttl: bytes | None) -> int:
+        """X-TTL's TTL in ms, remembered (the usual PUTs repeat a few TTLs;
+        forgotten when min-ttl / max-ttl / default-ttl change)."""
+        ttl = clamp_ttl_ms(self.server.config, atoi(x_ttl))
+        if len(self._ttls) >= TTL_CACHE_MAX:
+            self._ttls.clear()
+        self._ttls[x_ttl] = ttl
+        return ttl
+
+    def config_changed(self, name: str) -> None:
+        if name in ("min-ttl", "max-ttl", "default-ttl"):
+            self._ttls.clear()
+
     def ttl_ms(self, req, query: dict) -> int:
         """The TTL a PUT gets: ``?ttl=`` else ``X-TTL`` (REPRAM's rules)."""
         if b"ttl" in query:
@@ -270,15 +294,38 @@ class Api:
         return clamp_ttl_ms(self.server.config, s)
 
     def _put(self, req, key: bytes, query: dict, common: bytes):
-        ttl = self.ttl_ms(req, query)
-        common += b"X-Original-TTL: %d\r\n" % ((ttl + 500) // 1000)
+        return self._put_ttl(req, key, self.ttl_ms(req, query), common, False)
+
+    def _put_ttl(self, req, key: bytes, ttl: int, common: bytes, shared: bool):
+        """``shared``: ``common`` is the frontend's block of this second (no
+        Origin to reflect), so a 201's whole answer can come from a cache."""
         r = put_status(self.server, key, req.body, ttl)
+        if r == 201 and shared:
+            self.stats[201] += 1
+            return self._created(ttl, common)
+        common += b"X-Original-TTL: %d\r\n" % ((ttl + 500) // 1000)
         if r.__class__ is int:
             return self._status_reply(r, common)
         fut = asyncio.get_running_loop().create_future()
         r.add_done_callback(lambda f: fut.done() or fut.set_result(
             self._status_reply(f.result(), common)))
         return fut
+
+    def _created(self, ttl: int, common: bytes) -> bytes:
+        """The 201 for this TTL, made once per TTL and second (the Date line
+        is the only other variable part)."""
+        cache = self._created_cache
+        if self._created_common is not common:
+            self._created_common = common
+            cache.clear()
+        r = cache.get(ttl)
+        if r is None:
+            if len(cache) >= CREATED_CACHE_MAX:
+                cache.clear()
+            r = cache[ttl] = b"HTTP/1.1 201 Created\r\n%sX-Original-TTL: %d\r\n" \
+                b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nOK\n" % (
+                    common, (ttl + 500) // 1000)
+        return r
 
     def _status_reply(self, status, common: bytes) -> bytes:
         if status == 201:
@@ -439,13 +486,17 @@ def put_status(server, key: bytes, value: bytes, ttl_ms: int):
     refusal text (500 "Write failed"), or a Future of one of them while the
     quorum is pending (at most http-quorum-timeout-ms)."""
     now = server.now = server.clock()
+    repl = server.replication
+    if repl is None:
+        # A single node: no writer for WAIT to count, no quorum to wait for.
+        err = local_write(server, None, key, value, now + ttl_ms, now)
+        if err is None:
+            return 201
+        return 507 if err == errors.OOM else err
     writer = _Writer()
     err = local_write(server, writer, key, value, now + ttl_ms, now)
     if err is not None:
         return 507 if err == errors.OOM else err
-    repl = server.replication
-    if repl is None:
-        return 201
     want = min(repl.enclave_size(), server.config.replication_factor) // 2   # quorum - self
     if want <= 0:
         return 201
