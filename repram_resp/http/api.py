@@ -39,9 +39,11 @@ import time
 from .. import __version__, errors
 from ..writes import local_write
 from . import wire
+from .ratelimit import RateLimiter, client_ip, is_scanner
 from .wire import response
 
 log = logging.getLogger("repram.http")
+_monotonic = time.monotonic
 
 VERSION_SHIFT = 16            # version >> 16 = the HLC's physical ms (clock.py)
 KEYS_CHUNK = 1000             # keys per chunk of a streamed listing
@@ -169,8 +171,33 @@ class Api:
         self._created_cache: dict[int, bytes] = {}    # TTL ms -> the whole 201
         self._created_common = None                    # ... for this common block
         self._ttls: dict = {}                          # X-TTL value (or None) -> TTL ms
+        self.guard = None        # True when a request must pass guarded() first
+        self.limiter = None      # ratelimit.RateLimiter, with http-rate-limit > 0
+        self.config_changed("http-rate-limit")
 
     # -- entry point -------------------------------------------------------------
+
+    def guarded(self, req: wire.Request, peer_ip):
+        """REPRAM's security checks before the handler (ratelimit.py), while
+        one of them is on: the rate limit (429), then the scanner filter
+        (403).  A CORS preflight passes, as in REPRAM."""
+        if req.method != b"OPTIONS":
+            cfg = self.server.config
+            lim = self.limiter
+            if lim is not None and not lim.allow(
+                    client_ip(peer_ip, req.headers, cfg.http_trust_proxy), _monotonic()):
+                return self._refuse(req, 429, b"Retry-After: 1\r\n", b"Rate limit exceeded\n")
+            if cfg.http_block_scanners:
+                ua = req.headers.get(b"user-agent")
+                if ua is not None and is_scanner(ua):
+                    return self._refuse(req, 403, b"", b"Forbidden\n")
+        return self.handle(req)
+
+    def _refuse(self, req, status: int, extra: bytes, body: bytes) -> bytes:
+        origin = req.headers.get(b"origin")
+        common = self.front.common_any_origin if origin is None else (
+            self.front.common + b"Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n" % origin)
+        return self._reply(status, common + extra, TEXT, body, req.method == b"HEAD")
 
     def handle(self, req: wire.Request):
         """The response to one request: bytes, a Future of bytes, or a Stream."""
@@ -282,8 +309,15 @@ class Api:
         return ttl
 
     def config_changed(self, name: str) -> None:
+        cfg = self.server.config
         if name in ("min-ttl", "max-ttl", "default-ttl"):
             self._ttls.clear()
+        elif name == "http-rate-limit":
+            rate = cfg.http_rate_limit
+            self.limiter = RateLimiter(rate, cfg.http_rate_limit_max_ips) if rate else None
+        elif name == "http-rate-limit-max-ips" and self.limiter is not None:
+            self.limiter.max_ips = cfg.http_rate_limit_max_ips
+        self.guard = True if self.limiter is not None or cfg.http_block_scanners else None
 
     def ttl_ms(self, req, query: dict) -> int:
         """The TTL a PUT gets: ``?ttl=`` else ``X-TTL`` (REPRAM's rules)."""
