@@ -110,6 +110,12 @@ class Server:
                 self.servers.append(srv)
                 if self.tls_port == 0:
                     self.tls_port = srv.sockets[0].getsockname()[1]
+        # The HTTP API before the peer links too, so its port (OS-chosen with
+        # http-port -1) is known and announced in the handshake.
+        if cfg.http_port:
+            from .http.protocol import HttpFrontend
+            self.http = HttpFrontend(self)
+            await self.http.start()
         # Peer links (replication): after the client listeners, so the client
         # port is known and announced; a refusal closes what was opened.
         # Issue 7: clustering is opt-in (config.Config.clustering); a single
@@ -122,13 +128,11 @@ class Server:
             except BaseException:
                 for srv in self.servers:
                     srv.close()
+                if self.http is not None:
+                    await self.http.stop()
                 raise
             self.replication = cluster
         self.update_write_hooks()
-        if cfg.http_port:
-            from .http.protocol import HttpFrontend
-            self.http = HttpFrontend(self)
-            await self.http.start()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
         log.info("%s", lane.describe() if self.lane_enabled else "fast lane off: disabled for this server")

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
+from clusterkit import start_mesh
 from httpkit import curl, http_port, req
+from repram_resp.cluster import messages as m
 from repram_resp.http.ratelimit import RateLimiter
 
 SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY"}
@@ -177,3 +179,34 @@ def test_config_set_of_ttl_bounds_reaches_http_puts(make_server):
     st, h, _ = req(port, "PUT", "/v1/data/ttl:d", body=b"v")           # no TTL: default-ttl
     assert (st, h["x-original-ttl"]) == (201, "80")
     r.close()
+
+
+# -- peers' HTTP ports in the handshake -------------------------------------------
+
+def feed_all(data: bytes) -> list:
+    return m.FrameReader(1 << 30).feed(data)
+
+
+def test_handshake_carries_the_http_port_as_an_optional_last_field():
+    plain = m.NodeInfo("n1", "run", "encl", "127.0.0.1", 17001, 7001)
+    served = m.NodeInfo("n1", "run", "encl", "127.0.0.1", 17001, 7001, http_port=8080)
+    for node, fields in ((plain, 11), (served, 12)):
+        h = m.Hello(m.PROTO_VERSION, node, 1 << 29, b"n" * 16, 123)
+        [f] = feed_all(m.encode_hello(h))
+        assert len(f) == fields and m.decode_hello(f) == h     # no HTTP: the earlier layout
+        w = m.Welcome(m.PROTO_VERSION, node, 5, b"w" * 16, b"proof", 1, 2, 3)
+        [f] = feed_all(m.encode_welcome(w))
+        assert len(f) == fields + 3 and m.decode_welcome(f) == w
+    # Gossip keeps its layout (the port is learnt from each peer's own handshake).
+    [f] = feed_all(m.encode_nodes([served]))
+    assert len(f) == 1 + m.NODE_FIELDS and m.decode_nodes(f)[0].http_port == 0
+    for bad in (-1, 65536, b"80"):
+        [f] = feed_all(m.frame(m.HELLO, m.PROTO_VERSION, *plain.fields(), 5, b"n" * 16, 1, bad))
+        with pytest.raises(m.MessageError):
+            m.decode_hello(f)
+
+
+def test_topology_of_a_peer_without_http_says_null(make_server):
+    a, b = start_mesh(make_server, 2, per_node=lambda i: ["--http-port", "-1"] if i == 0 else [])
+    topo = json.loads(req(http_port(a), "GET", "/v1/topology")[2])
+    assert [(p["id"], p["http_port"], p["state"]) for p in topo["peers"]] == [("n2", None, "up")]

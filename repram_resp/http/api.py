@@ -431,6 +431,7 @@ class Api:
             "keys": s.keyspace.dbsize(now),
             "enclave_size": size, "replication_factor": rf, "quorum": min(size, rf) // 2 + 1,
             "peers": [{"id": p.node_id, "address": p.address, "client_port": p.client_port,
+                       "http_port": p.http_port or None,
                        "enclave": p.enclave, "state": p.state} for p in self._peers()],
         }
         return self._reply(200, common, JSON, json.dumps(body).encode(), head)
@@ -438,7 +439,7 @@ class Api:
     def _topology(self, req, query, common, head):
         s = self.server
         body = {"node_id": s.node_id, "enclave": s.config.enclave,
-                "peers": [{"id": p.node_id, "address": p.host or "?", "http_port": None,
+                "peers": [{"id": p.node_id, "address": p.host or "?", "http_port": p.http_port or None,
                            "cluster_port": p.cport, "client_port": p.client_port,
                            "enclave": p.enclave, "state": p.state} for p in self._peers()]}
         return self._reply(200, common, JSON, json.dumps(body).encode(), head)
