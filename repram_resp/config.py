@@ -147,7 +147,8 @@ DIRECTIVES: list[Directive] = [
     Directive("http-idle-timeout-ms", "int", 60_000, "http_idle_timeout_ms", mutable=True,
               lo=0, hi=INT64, doc="close a keep-alive connection idle this long; 0 = never"),
     Directive("http-maxclients", "int", 10000, "http_maxclients", mutable=True, lo=1,
-              hi=1_000_000, doc="most simultaneous HTTP connections (more get a 503)"),
+              hi=1_000_000, doc="most simultaneous HTTP connections (more get a 503); "
+              "maxclients bounds RESP + HTTP together"),
     Directive("http-rate-limit", "int", 0, "http_rate_limit", mutable=True, lo=0, hi=1_000_000,
               doc="requests/s per client IP, burst 2x (REPRAM's 429); 0 = off (the default)"),
     Directive("http-rate-limit-max-ips", "int", 100_000, "http_rate_limit_max_ips", mutable=True,

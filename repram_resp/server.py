@@ -187,8 +187,13 @@ class Server:
 
     # -- clients -------------------------------------------------------------
 
+    def connections(self) -> int:
+        """Client connections counted against maxclients: RESP and HTTP."""
+        http = self.http
+        return len(self.clients) + (len(http.connections) if http is not None else 0)
+
     def register(self, client: Client) -> bool:
-        if len(self.clients) >= self.config.maxclients:
+        if self.connections() >= self.config.maxclients:
             self.stat_rejected += 1
             return False
         client.id = self._next_client_id
@@ -462,7 +467,9 @@ class Server:
                                             if lk is not None)),
                 ("blocked_clients", 0), ("pubsub_clients",
                                          sum(1 for c in self.clients.values() if c.channels or c.patterns)),
-                ("tracking_clients", self.tracking.clients)]
+                ("tracking_clients", self.tracking.clients),
+                # Issue 9: REPRAM HTTP API connections, counted in maxclients too.
+                ("http_connected_clients", len(self.http.connections) if self.http is not None else 0)]
 
     def _info_memory(self):
         ks = self.keyspace
@@ -603,7 +610,9 @@ def fit_fd_limit(cfg) -> None:
     """Issue 7, as Redis's adjustOpenFilesLimit: raise the soft
     RLIMIT_NOFILE toward the hard limit so that maxclients fits; if it still
     does not, lower maxclients (logged).  Clients past maxclients are then
-    answered "max number of clients reached", never dropped silently."""
+    answered "max number of clients reached", never dropped silently.
+    maxclients bounds RESP and HTTP connections together (an HTTP one past
+    it gets a 503), so this sizing covers both."""
     want = cfg.maxclients + RESERVED_FDS
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

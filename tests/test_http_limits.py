@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from clusterkit import start_mesh
+from clusterkit import start_mesh, wait_for
 from httpkit import curl, http_port, req
 from repram_resp.cluster import messages as m
 from repram_resp.http.ratelimit import RateLimiter
@@ -210,3 +210,53 @@ def test_topology_of_a_peer_without_http_says_null(make_server):
     a, b = start_mesh(make_server, 2, per_node=lambda i: ["--http-port", "-1"] if i == 0 else [])
     topo = json.loads(req(http_port(a), "GET", "/v1/topology")[2])
     assert [(p["id"], p["http_port"], p["state"]) for p in topo["peers"]] == [("n2", None, "up")]
+
+
+# -- HTTP connections in maxclients -------------------------------------------------
+
+def test_http_connections_count_in_maxclients(make_server):
+    import socket
+
+    import redis
+
+    node = make_server("--http-port", "-1", "--maxclients", "3")
+    port = http_port(node)
+    r1 = node.client()
+    r1.ping()
+    keep = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    keep.request("GET", "/v1/health")
+    assert keep.getresponse().read().startswith(b'{"status": "healthy"')
+    st, _, body = req(port, "GET", "/v1/status")            # the third connection
+    conns = json.loads(body)["connections"]
+    assert st == 200 and conns == {"http": 2, "resp": 1, "maxclients": 3, "http_maxclients": 10000}
+    # (the status request's connection is gone once the server saw it close)
+    wait_for(lambda: r1.info("clients")["http_connected_clients"] == 1, 10, "one HTTP connection")
+    assert r1.info("clients")["connected_clients"] == 1
+    # Full (1 RESP + 1 HTTP + this RESP one): the next HTTP connection gets a
+    # 503 and is closed, the next RESP client Redis's error.
+    r2 = node.client()
+    r2.ping()
+    st, h, body = req(port, "GET", "/v1/health")
+    assert (st, body, h["connection"]) == (503, b"Too many connections (maxclients)\n", "close")
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        assert s.recv(100) == b"-ERR max number of clients reached\r\n"
+    rejected = r1.info("stats")["rejected_connections"]
+    assert rejected == 2
+    # An HTTP connection gone makes room for a RESP client, and back.
+    keep.close()
+    r3 = redis.Redis(port=node.port, socket_timeout=5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert r3.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    r3.close()
+    r2.close()
+    deadline = time.monotonic() + 10
+    while req(port, "GET", "/v1/health")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    r1.close()

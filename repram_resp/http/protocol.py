@@ -83,8 +83,8 @@ class HttpConnection(asyncio.Protocol):
             self.closed = True
             return
         if not self.front.register(self):
-            transport.write(response(503, self.front.common, b"", b"Too many connections\n",
-                                     close=True))
+            transport.write(response(503, self.front.common, b"Content-Type: text/plain\r\n",
+                                     b"Too many connections (maxclients)\n", close=True))
             transport.close()
             self.closed = True
 
@@ -380,7 +380,15 @@ class HttpFrontend:
             await s.wait_closed()
 
     def register(self, conn) -> bool:
-        if len(self.connections) >= self.server.config.http_maxclients:
+        """Room for one more: within http-maxclients, and within maxclients
+        counting the RESP clients too (one pool of descriptors, as sized by
+        server.fit_fd_limit).  Else the connection gets a 503 and is closed,
+        as a RESP client past maxclients gets its error and is closed."""
+        s = self.server
+        if len(self.connections) >= s.config.http_maxclients or s.connections() >= s.config.maxclients:
+            s.stat_rejected += 1
+            st = self.api.stats
+            st[503] = st.get(503, 0) + 1
             return False
         self.connections.add(conn)
         return True
