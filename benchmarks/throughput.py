@@ -13,7 +13,9 @@ code with REPRAM_NO_EXTENSIONS=1: the pure-Python path); and feature variants
 of ``ours`` that run only the feature cells (SET/GET at -P 16) and are
 reported as ratios to ``ours``: ``ours+notify`` (notify-keyspace-events KEA)
 and ``ours+tracking`` (one connection with CLIENT TRACKING ON held open;
-reported n/a while the server refuses CLIENT TRACKING).  For every cell the
+reported n/a while the server refuses CLIENT TRACKING), and
+``ours-nostats`` (this code with command statistics cut out by
+benchmarks/ablate.py, so its ratio to ``ours`` is what they cost).  For every cell the
 runs alternate between the servers; the report gives medians, the ratio to
 redis of median ops/s, and the server CPU time per operation sampled from
 /proc/<pid>/stat.
@@ -40,6 +42,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # e.g. when loaded as `python -m benchmarks.throughput`
     sys.path.insert(0, _HERE)
 
+import ablate  # noqa: E402
 from harness import (  # noqa: E402
     REDIS_SERVER_CMD,
     log,
@@ -96,7 +99,7 @@ CELLS = [
     Cell("SET64K", 1, 50, 20_000, keyspace=1000),     # 1,000 keys x 64 KB = 64 MB per server
     Cell("GET", 1, 1000, 200_000),
 ]
-FEATURE_CELLS = ("SET/P16", "GET/P16")
+FEATURE_CELLS = ("SET/P1", "GET/P1", "SET/P16", "GET/P16")
 QUICK_SCALE = 0.1
 
 
@@ -107,6 +110,7 @@ class Variant:
     args: tuple = ()         # extra server arguments
     hold: tuple = ()         # commands sent on a connection kept open during the runs
     feature_only: bool = False
+    tree: str = ""           # run an ablated copy of this checkout (benchmarks/ablate.py)
 
 
 VARIANTS = {
@@ -115,6 +119,9 @@ VARIANTS = {
     "ours-nolane": Variant("ours-nolane", env=(("REPRAM_NO_EXTENSIONS", "1"),)),
     "ours+notify": Variant("ours+notify", args=("--notify-keyspace-events", "KEA"), feature_only=True),
     "ours+tracking": Variant("ours+tracking", hold=(("CLIENT", "TRACKING", "ON"),), feature_only=True),
+    # The same code with command statistics cut out: its ratio to `ours`
+    # above 1 (ops/s) / below 1 (CPU) is what the statistics cost.
+    "ours-nostats": Variant("ours-nostats", tree="stats", feature_only=True),
 }
 
 DEFAULT_REDIS_CMD = REDIS_SERVER_CMD
@@ -562,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
             tmpl = args.redis_cmd if v.name == "redis" else args.server_cmd
             if v.args:
                 tmpl = tmpl + " " + shlex.join(v.args)
-            srv = start_server(tmpl, name=v.name, cpus=args.server_cpu, ready_timeout=args.ready_timeout,
+            extra = {"cwd": ablate.tree(v.tree)} if v.tree else {}
+            srv = start_server(tmpl, name=v.name, cpus=args.server_cpu, ready_timeout=args.ready_timeout, **extra,
                                log_dir=args.log_dir, subst={"loop": args.loop},
                                env=dict(os.environ, **dict(v.env)) if v.env else None)
             servers[v.name] = srv

@@ -67,9 +67,10 @@ When it may run at all:
 Counters it keeps like the Python path: ``total_commands_processed``,
 ``keyspace_hits``/``misses``, ``used_memory``, the HLC, the client's
 ``last_cmd`` (CLIENT LIST), INFO commandstats / latencystats (``calls``,
-``ns`` and the histogram per run of one command, as ``Stats.end_run``; a run
-slower than the slowlog / latency threshold is logged with its last
-command), ``total_net_output_bytes``, replication offsets and WAIT's
+``ns`` and the histogram per run of one command, as ``Stats.end_run``, but
+in C arrays that ``commands.all_commands()`` adds to the Command objects
+before anyone reads them; a run slower than the slowlog / latency threshold
+is logged with its last command), ``total_net_output_bytes``, replication offsets and WAIT's
 per-client window.  (One difference no client sees: a read the lane
 splits with the Python path leaves in two ``transport.write`` calls.)  tests/test_lane.py holds it to all of this: a hypothesis
 differential test runs the same byte streams (split anywhere, mixed with
@@ -102,8 +103,12 @@ else:
                               % (REQUIRE_EXTENSIONS_ENV, exc)) from exc
         why_not = "the compiled extension is not built (%s)" % exc
     else:
-        from .commands import TABLE
-        _lane.set_commands(TABLE[b"get"], TABLE[b"set"])
+        from . import commands
+        if _lane.HIST_BUCKETS != commands.HIST_BUCKETS:
+            raise ImportError("the fast lane was built for %d histogram buckets, commands has %d: rebuild it"
+                              % (_lane.HIST_BUCKETS, commands.HIST_BUCKETS))
+        _lane.set_commands(commands.TABLE[b"get"], commands.TABLE[b"set"])
+        commands.stats_sync = _lane.flush_stats     # its runs' statistics, kept in C
         execute = _lane.execute
 
 AVAILABLE = execute is not None

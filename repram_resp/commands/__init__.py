@@ -144,7 +144,19 @@ def lookup_error(cmd: Command | None, argv: list) -> str | None:
     return None
 
 
+# Called before the commands' statistics are read: the fast lane keeps its
+# runs' counters in C and adds them here (lane.py sets it).
+stats_sync = None
+
+
+def sync_stats() -> None:
+    if stats_sync is not None:
+        stats_sync()
+
+
 def all_commands() -> list[Command]:
+    """Every command once, sorted by name, with its statistics up to date."""
+    sync_stats()
     seen = {}
     for c in TABLE.values():
         seen[c.name] = c

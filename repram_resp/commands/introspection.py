@@ -15,7 +15,7 @@ from .. import REDIS_COMPAT_VERSION, __version__, errors
 from ..clock import LOGICAL_BITS
 from ..keyspace import ENTRY_OVERHEAD_BYTES
 from ..protocol import OK, ONE, bulk, integer, parse_ll
-from . import TABLE, all_commands, command, find, hist_upper_ns
+from . import TABLE, all_commands, command, find, hist_upper_ns, sync_stats
 from .connection import subcommand_arity_error
 from .strings import cmd_getrange
 
@@ -163,6 +163,7 @@ def cmd_latency(client, argv):
         return enc.verbatim("\n".join(rows) + "\n")
     if sub == b"HISTOGRAM":
         if len(argv) > 2:
+            sync_stats()
             cmds = [c for c in (find(a) for a in argv[2:]) if c is not None]
         else:
             cmds = all_commands()
