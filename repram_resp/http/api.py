@@ -531,11 +531,11 @@ def put_status(server, key: bytes, value: bytes, ttl_ms: int):
         if err is None:
             return 201
         return 507 if err == errors.OOM else err
-    writer = _Writer()
+    want = min(repl.enclave_size(), server.config.replication_factor) // 2   # quorum - self
+    writer = _Writer() if want > 0 else None    # alone in its enclave: nothing to wait for
     err = local_write(server, writer, key, value, now + ttl_ms, now)
     if err is not None:
         return 507 if err == errors.OOM else err
-    want = min(repl.enclave_size(), server.config.replication_factor) // 2   # quorum - self
     if want <= 0:
         return 201
     r = repl.replicator.wait(writer, want, server.config.http_quorum_timeout_ms)
