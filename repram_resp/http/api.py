@@ -208,7 +208,6 @@ class Api:
             common = self.front.common_any_origin
         else:
             common = self.front.common + b"Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n" % origin
-        head = method == b"HEAD"
         try:
             if _plain_data(target) is not None and not self.server.config.requirepass:
                 # The hot paths: GET and PUT /v1/data/<plain key> (no escape,
@@ -221,6 +220,7 @@ class Api:
                     if ttl is None:
                         ttl = self._ttl_of(x_ttl)
                     return self._put_ttl(req, target[9:], ttl, common, origin is None)
+            head = method == b"HEAD"
             if target[:1] == b"/":
                 path, _, query = target.partition(b"?")
             elif target == b"*":
@@ -261,10 +261,12 @@ class Api:
                                    b"Method not allowed\n", head)
             return route(self, req, parse_query(query), common, head)
         except (BadRequest, ValueError) as e:
-            return self._reply(400, common, TEXT, ("Bad request: %s\n" % e).encode(), head)
+            return self._reply(400, common, TEXT, ("Bad request: %s\n" % e).encode(),
+                               method == b"HEAD")
         except Exception:   # a bug must cost one reply, not the connection
             log.exception("internal error serving %s", method.decode("latin-1"))
-            return self._reply(500, common, TEXT, b"Internal server error (see server log)\n", head)
+            return self._reply(500, common, TEXT, b"Internal server error (see server log)\n",
+                               method == b"HEAD")
 
     def _reply(self, status: int, headers: bytes, ctype: bytes, body: bytes, head: bool,
                length: int | None = None) -> bytes:
@@ -336,6 +338,10 @@ class Api:
         r = put_status(self.server, key, req.body, ttl)
         if r == 201 and shared:
             self.stats[201] += 1
+            if self._created_common is common:
+                done = self._created_cache.get(ttl)
+                if done is not None:
+                    return done
             return self._created(ttl, common)
         common += b"X-Original-TTL: %d\r\n" % ((ttl + 500) // 1000)
         if r.__class__ is int:
