@@ -110,7 +110,7 @@ def test_bucket_table_is_bounded_and_forgets_idle_buckets():
     lim.sweep(now + 1.0)                        # x: 0 + 0.85 s x 10 < 20
     assert list(lim.buckets) == ["x", "y"]
     lim.sweep(now + 10.0)
-    assert lim.buckets == {}
+    assert not lim.buckets
 
 
 def test_scanner_user_agents_get_403_when_enabled(make_server):

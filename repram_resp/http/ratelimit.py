@@ -27,6 +27,7 @@ who want the same answers.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 
 SCANNERS = (b"sqlmap", b"nikto", b"nmap", b"masscan", b"gobuster", b"dirbuster")
 is_scanner = re.compile(b"|".join(SCANNERS), re.IGNORECASE).search
@@ -36,32 +37,32 @@ SWEEP_BATCH = 1000          # idle buckets dropped per sweep call at most
 
 class RateLimiter:
     """Token buckets by client IP.  ``allow(ip, now)``: now in seconds
-    (monotonic).  Buckets are ``[tokens, last_refill]`` in a dict kept in
-    least-recently-used order."""
+    (monotonic).  Buckets are ``[tokens, last_refill]`` in an OrderedDict
+    kept in least-recently-used order."""
 
     def __init__(self, rate: int, max_ips: int):
         self.rate = rate
         self.burst = 2 * rate
         self.max_ips = max_ips
-        self.buckets: dict = {}
+        self.buckets: OrderedDict = OrderedDict()    # O(1) move-to-end and pop-oldest
         self.limited = 0         # requests refused (429)
         self.evicted = 0         # buckets dropped at the cap while not full
 
     def allow(self, ip, now: float) -> bool:
         buckets = self.buckets
-        b = buckets.pop(ip, None)
+        b = buckets.get(ip)
         if b is None:
-            if len(buckets) >= self.max_ips:
-                old = buckets.pop(next(iter(buckets)))
+            while len(buckets) >= self.max_ips:
+                _, old = buckets.popitem(last=False)
                 if not self._full(old, now):
                     self.evicted += 1
-            b = [self.burst, now]
+            b = buckets[ip] = [self.burst, now]
         else:
+            buckets.move_to_end(ip)  # most recently used last
             add = int((now - b[1]) * self.rate)
             if add > 0:
                 b[0] = min(self.burst, b[0] + add)
                 b[1] = now
-        buckets[ip] = b          # most recently used last
         if b[0] >= 1:
             b[0] -= 1
             return True
@@ -76,8 +77,8 @@ class RateLimiter:
         SWEEP_BATCH per call."""
         buckets = self.buckets
         for _ in range(min(SWEEP_BATCH, len(buckets))):
-            ip = next(iter(buckets))
-            if not self._full(buckets[ip], now):
+            ip, b = next(iter(buckets.items()))
+            if not self._full(b, now):
                 break       # the rest were used more recently
             del buckets[ip]
 
