@@ -305,9 +305,10 @@ class Api:
         """X-TTL's TTL in ms, remembered (the usual PUTs repeat a few TTLs;
         forgotten when min-ttl / max-ttl / default-ttl change)."""
         ttl = clamp_ttl_ms(self.server.config, atoi(x_ttl))
-        if len(self._ttls) >= TTL_CACHE_MAX:
-            self._ttls.clear()
-        self._ttls[x_ttl] = ttl
+        if x_ttl is None or len(x_ttl) <= 20:     # an integer's length: junk is not kept
+            if len(self._ttls) >= TTL_CACHE_MAX:
+                self._ttls.clear()
+            self._ttls[x_ttl] = ttl
         return ttl
 
     def config_changed(self, name: str) -> None:
