@@ -17,7 +17,7 @@ import pytest
 from clusterkit import start_mesh, wait_for
 from httpkit import curl, http_port, req
 from repram_resp.cluster import messages as m
-from repram_resp.http.ratelimit import RateLimiter
+from repram_resp.http.ratelimit import RateLimiter, client_ip
 
 SECURITY = {"x-content-type-options": "nosniff", "x-frame-options": "DENY"}
 
@@ -85,6 +85,9 @@ def test_trusted_proxy_headers_pick_the_bucket(make_server):
     port = http_port(node)
     a = statuses(port, 4, headers={"X-Forwarded-For": "10.0.0.1, 127.0.0.1"})
     assert [s for s, _, _ in a[:2]] == [200, 200] and 429 in [s for s, _, _ in a]
+    # A forwarded "IP" is cut to 64 characters (the table's memory bound).
+    assert client_ip("127.0.0.1", {b"x-forwarded-for": b"x" * 70000}, True) == "x" * 64
+    assert client_ip("127.0.0.1", {b"x-forwarded-for": b"10.0.0.1"}, False) == "127.0.0.1"
     # Another client behind the proxy has its own, full bucket.
     assert [s for s, _, _ in statuses(port, 2, headers={"X-Real-IP": "10.0.0.2"})] == [200, 200]
     # Without trust, the headers are ignored: the socket's IP decides.

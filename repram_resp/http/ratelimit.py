@@ -83,15 +83,19 @@ class RateLimiter:
             del buckets[ip]
 
 
+MAX_IP_CHARS = 64          # a forwarded "IP" is cut to this (IPv6 text is at most 45)
+
+
 def client_ip(peer_ip, headers: dict, trust_proxy: bool):
-    """The IP a request is counted for."""
+    """The IP a request is counted for (a header's value cut to MAX_IP_CHARS,
+    so the bucket table's memory stays bounded by http-rate-limit-max-ips)."""
     if trust_proxy:
         fwd = headers.get(b"x-forwarded-for")
         if fwd:
             first = fwd.split(b",", 1)[0].strip()
             if first:
-                return first.decode("latin-1")
+                return first[:MAX_IP_CHARS].decode("latin-1")
         real = headers.get(b"x-real-ip")
         if real and real.strip():
-            return real.strip().decode("latin-1")
+            return real.strip()[:MAX_IP_CHARS].decode("latin-1")
     return peer_ip
