@@ -77,6 +77,13 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", "int", 0, "timeout_s", mutable=True, lo=0, hi=INT64,
               doc="close idle clients after this many seconds; 0 = never"),
     Directive("requirepass", "str", "", "requirepass", mutable=True),
+    Directive("lcs-max-table-memory", "size", 64 * MB, "lcs_max_table_bytes", mutable=True, lo=0,
+              hi=INT64, doc="LCS refuses inputs whose table ((len1+1)*(len2+1) cells of 4 bytes) "
+                            "is larger"),
+    Directive("lcs-turn-max-cells", "int", 100_000, "lcs_turn_max_cells", mutable=True, lo=1,
+              hi=INT64, doc="LCS table cells computed per event-loop turn (others run between)"),
+    Directive("acllog-max-len", "int", 128, "acllog_max_len", mutable=True, lo=0, hi=1_000_000,
+              doc="ACL LOG entries kept (denied commands, failed AUTHs; oldest dropped)"),
     Directive("protected-mode", "bool", True, "protected_mode", mutable=True,
               doc="with no requirepass, only loopback and Unix clients are served (Redis)"),
     # Issue 7: fairness -- one client's share of an event-loop turn.

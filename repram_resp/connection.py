@@ -36,6 +36,7 @@ from time import time_ns as _perf_ns   # command timing (see introspect.py on th
 from .clock import wall_ms
 
 from . import errors, lane
+from .acl import NOPERM_TEXT, denial_text, user_check, user_check_unknown
 from .commands import TABLE, find, lookup_error
 from .commands.transactions import TX_TTL, tx_ttl_queue_error
 from .protocol import QUEUED, RESP2, RequestParser, encode_error
@@ -79,7 +80,8 @@ class Client(asyncio.Protocol):
         self.lib_ver = b""
         self.addr = self.laddr = "?"
         self.created = self.last_active = time.monotonic()
-        self.authenticated = not cfg.requirepass
+        self.user = server.acl.default   # ACL user (AUTH / HELLO AUTH change it)
+        self.authenticated = not server.acl.needs_auth()
         if not self.authenticated:
             self.parser.set_unauthenticated(True)
         self.multi = None
@@ -91,6 +93,8 @@ class Client(asyncio.Protocol):
         self.closed = False
         self.last_cmd = None     # Command object of the last command run
         self.gate = None if self.authenticated else "auth"
+        if self.gate is None and not self.user.unrestricted:
+            self.gate = "acl"        # 'default' itself restricted (ACL SETUSER default ...)
         if server.pause is not None and self.gate is None:
             self.gate = "paused"     # CLIENT PAUSE holds new clients too
         self._out = None         # reply batch while executing a read
@@ -111,6 +115,7 @@ class Client(asyncio.Protocol):
         self.repl_lo = 0         # ... and of its first write since its last WAIT
         self.cur_cmd = None      # the Command running now (failed_calls attribution)
         self.monitor = False     # MONITOR: receives every command's line
+        self.mon_skip = False    # MONITOR: the command just seen did not run (queued, refused)
         self.reply_mode = None   # CLIENT REPLY: None (on), "off" or "skip"
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -419,6 +424,11 @@ class Client(asyncio.Protocol):
             if self.in_exec and cmd is not None:
                 cmd.calls += 1      # no run counted it (reject takes one back)
             return self.reject(cmd, err)
+        if self.in_exec and not self.user.unrestricted:
+            denied = self.acl_denied(cmd, argv)
+            if denied is not None:      # the rules changed since it was queued
+                cmd.calls += 1
+                return self.reject(cmd, errors.NOPERM_EXEC % errors.NOPERM_EXEC_WHY[denied[0]])
         self.last_cmd = cmd
         if self.in_exec:
             # Inside EXEC each command is counted and timed on its own
@@ -432,6 +442,10 @@ class Client(asyncio.Protocol):
                 cmd.calls += 1
                 cmd.ns += _perf_ns() - t0
                 self.cur_cmd = outer
+                if self.server.stats.monitors:
+                    # Redis 7 shows a transaction's commands as EXEC runs
+                    # them (before EXEC's own line), not when queued.
+                    self.server.stats.feed_monitors(self, cmd, argv)
         return self._dispatch(cmd, argv, handler)
 
     def _dispatch(self, cmd, argv, handler=None) -> bytes:
@@ -460,6 +474,14 @@ class Client(asyncio.Protocol):
             elif (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
                 err = lookup_error(cmd, argv)
             return self.reject(cmd, err if err is not None else errors.NOAUTH)
+        if not self.user.unrestricted:
+            # ACL (acl.py): checked after arity and AUTH, before anything is
+            # queued or run, as Redis's processCommand does.
+            denied = self.acl_denied(cmd, argv)
+            if denied is not None:
+                if self.multi is not None:
+                    self.multi_dirty = True
+                return self.reject(cmd, denial_text(NOPERM_TEXT, *denied))
         pause = self.server.pause
         if pause is not None and pause.holds(self, cmd, argv):
             return pause.wait(self, argv)
@@ -472,6 +494,8 @@ class Client(asyncio.Protocol):
                 return self.reject(cmd, err)
             if cmd is not None:
                 cmd.calls -= 1      # queued, not run: EXEC counts it when it runs
+                if self.server.stats.monitors:
+                    self.mon_skip = True    # MONITOR shows it when EXEC runs it, as Redis 7
             self.multi.append((cmd, argv))
             return QUEUED
         if self.enc.version == 2 and (self.channels or self.patterns or self.shard_channels) \
@@ -481,6 +505,19 @@ class Client(asyncio.Protocol):
                 return self.reject(cmd, err)
             return self.reject(cmd, errors.subscribed_context(name))
         return self.run(cmd, argv)
+
+    def acl_denied(self, cmd, argv):
+        """(kind, object) if this client's user may not run argv (logged in
+        ACL LOG), else None; argv with an arity error is left to it."""
+        if cmd is None:
+            denied = user_check_unknown(self.user, argv)     # Redis has it, REPRAM not
+        elif cmd.disabled_why is None and lookup_error(cmd, argv) is not None:
+            return None
+        else:
+            denied = user_check(self.user, cmd, argv)
+        if denied is not None:
+            self.server.acl.log_denial(self, *denied)
+        return denied
 
     def _internal_error(self, cmd) -> bytes:
         self.server.stats.unexpected_errors += 1
@@ -508,6 +545,8 @@ class Client(asyncio.Protocol):
         if cmd is not None:
             cmd.rejected_calls += 1
             cmd.calls -= 1
+            if server.stats.monitors and self.authenticated and not self.in_exec:
+                self.mon_skip = True    # not run: MONITOR does not show it (Redis)
         return encode_error(msg)
 
     # -- state helpers used by commands ---------------------------------------
@@ -531,6 +570,8 @@ class Client(asyncio.Protocol):
             self.gate = "tracking"      # its reads are remembered: the gated path
         elif self.reply_mode is not None:
             self.gate = "reply"
+        elif not self.user.unrestricted:
+            self.gate = "acl"           # every command is checked (acl.py)
         elif self.server.pause is not None:
             self.gate = "paused"
         else:
@@ -564,13 +605,16 @@ class Client(asyncio.Protocol):
         self.server.tracking.disable(self)
         self.enc = RESP2
         self.name = b""
-        self.authenticated = not self.server.config.requirepass
+        self.user = self.server.acl.default
+        self.authenticated = not self.server.acl.needs_auth()
         self.parser.set_unauthenticated(not self.authenticated)
         self.update_gate()
 
-    def auth_ok(self) -> None:
-        """AUTH / HELLO AUTH succeeded: the configured limits apply from the
-        next command on."""
+    def auth_ok(self, user=None) -> None:
+        """AUTH / HELLO AUTH succeeded (as user): the configured limits apply
+        from the next command on."""
+        if user is not None:
+            self.user = user
         self.authenticated = True
         self.parser.set_unauthenticated(False)
         self.update_gate()
@@ -612,7 +656,7 @@ class Client(asyncio.Protocol):
         t = time.monotonic()
         return ("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d "
                 "ssub=%d multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
-                "omem=%d tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s"
+                "omem=%d tot-mem=0 events=r cmd=%s user=%s redir=%d resp=%d lib-name=%s lib-ver=%s"
                 % (self.id, self.addr, self.laddr, self.name.decode("utf-8", "replace"),
                    int(t - self.created), int(t - self.last_active),
                    ("x" if self.multi is not None else "") + ("P" if self.channels or self.patterns
@@ -624,6 +668,7 @@ class Client(asyncio.Protocol):
                    -1 if self.multi is None else len(self.multi), self.parser.pending_bytes,
                    self.transport.get_write_buffer_size() if self.transport else 0,
                    self.last_cmd.name if self.last_cmd is not None else "NULL",
+                   self.user.name.decode("utf-8", "replace"),
                    self.tracking.redirect if self.tracking is not None else -1, self.enc.version, self.lib_name.decode("utf-8", "replace"),
                    self.lib_ver.decode("utf-8", "replace")))
 

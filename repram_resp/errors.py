@@ -200,7 +200,55 @@ def acl_unknown_category(cat: bytes) -> str:
     return "ERR Unknown category '%s'" % _printable(cat)
 
 
-def acl_no_users(sub: str) -> str:
-    return ("ERR ACL %s is not supported: this server has one user, 'default', whose password is "
-            "requirepass" % sub.upper())
+# LCS (t_string.c lcsCommand; the bounds are REPRAM's, commands/lcs.py).
+LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use IDX."
+LCS_TOO_BIG = ("ERR Insufficient memory, transient memory for LCS exceeds lcs-max-table-memory "
+               "(%d bytes needed, %d allowed)")
+LCS_IN_MULTI = ("ERR LCS needing more than lcs-turn-max-cells (%d) cannot run inside MULTI/EXEC: "
+                "it runs across event-loop turns; send it outside the transaction")
+
+# ACL users (acl.c, Redis 7.0.15's texts).
+NOPERM_COMMAND = "NOPERM this user has no permissions to run the '%s' command"
+NOPERM_KEY = "NOPERM this user has no permissions to access one of the keys used as arguments"
+NOPERM_CHANNEL = "NOPERM this user has no permissions to access one of the channels used as arguments"
+NOPERM_EXEC = ("NOPERM ACLs rules changed between the moment the transaction was accumulated "
+               "and the EXEC call. This command is no longer allowed for the following reason: %s")
+NOPERM_EXEC_WHY = {1: "no permission to execute the command or subcommand",
+                   2: "no permission to touch the specified keys",
+                   4: "no permission to access one of the channels used as arguments"}
+DRYRUN_COMMAND = "This user has no permissions to run the '%s' command"
+DRYRUN_KEY = "This user has no permissions to access the '%s' key"
+DRYRUN_CHANNEL = "This user has no permissions to access the '%s' channel"
+ACL_USERNAME_INVALID = "ERR Usernames can't contain spaces or null characters"
+# REPRAM: no aclfile (nothing is ever written to disk).
+ACL_NO_FILE = ("ERR ACL %s is not supported: REPRAM writes nothing to disk, so there is no ACL "
+               "file; users made with ACL SETUSER live in memory until the node stops")
+
+
+def subcommand_syntax(sub: bytes, cmd: str) -> str:
+    """Redis's addReplySubcommandSyntaxError (sub as the client wrote it)."""
+    return "ERR unknown subcommand or wrong number of arguments for '%s'. Try %s HELP." % (
+        _printable(sub)[:128], cmd.upper())
+
+
+def acl_setuser_error(rule: str, why: str) -> str:
+    return "ERR Error in ACL SETUSER modifier '%s': %s" % (rule, why)
+
+
+def acl_unmatched_paren(rule: str) -> str:
+    return "ERR Unmatched parenthesis in acl selector starting at '%s'." % rule
+
+
+def acl_no_such_user(name: bytes) -> str:
+    return "ERR User '%s' not found" % _printable(name)
+
+
+def acl_dryrun_no_command(name: bytes) -> str:
+    return "ERR Command '%s' not found" % _printable(name)
+
+
+def no_such_user(name: bytes) -> str:
+    return "ERR No such user '%s'" % _printable(name)
+
+
 CLIENT_KILL_MAXAGE = "ERR maxage is not an integer or out of range"

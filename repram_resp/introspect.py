@@ -143,8 +143,11 @@ class Stats:
         if mean >= self.watch_ns:
             self._slow(client, cmd, cmds[hi - 1], mean)
         if self.monitors and client.authenticated:
-            for argv in cmds[lo:hi]:
-                self.feed_monitors(client, cmd, argv)
+            skip = client.mon_skip and hi - lo == 1     # queued by MULTI, or refused
+            client.mon_skip = False
+            if not skip:
+                for argv in cmds[lo:hi]:
+                    self.feed_monitors(client, cmd, argv)
 
     def count_error(self, msg: str) -> None:
         kind = msg.split(" ", 1)[0]

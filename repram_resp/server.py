@@ -35,6 +35,7 @@ from .keyspace import Keyspace
 from .pubsub import PubSub
 from .ratelog import RateLog
 from .tracking import Tracking
+from .acl import Acl
 
 log = logging.getLogger("repram")
 
@@ -59,6 +60,7 @@ class Server:
         self.pubsub.output_limit_bytes = config.pubsub_output_limit_bytes
         self.keyspace.on_expired = self._expired
         self.tracking = Tracking(self)
+        self.acl = Acl(self)        # users (ACL SETUSER); 'default' follows requirepass
         self.clients: dict[int, Client] = {}
         self._next_client_id = 1
         self.servers: list[asyncio.AbstractServer] = []
@@ -315,12 +317,16 @@ class Server:
         self.lane_ok = (self.lane_enabled and not self.pubsub.wants("$") and not self.pubsub.wants("g")
                         and not (stats is not None and stats.instrumented))
 
-    def wrote(self, client, key: bytes, ttl_given: bool = False) -> None:
+    def wrote(self, client, key: bytes, ttl_given: bool = False, event: bytes | None = None) -> None:
         """After every successful local write (ttl_given: the command set the
-        TTL itself, so Redis also publishes 'expire')."""
-        self.pubsub.notify("$", b"set", key)
-        if ttl_given:
-            self.pubsub.notify("g", b"expire", key)
+        TTL itself, so Redis also publishes 'expire'; event: a generic event
+        Redis publishes instead, e.g. RESTORE's 'restore')."""
+        if event is not None:
+            self.pubsub.notify("g", event, key)
+        else:
+            self.pubsub.notify("$", b"set", key)
+            if ttl_given:
+                self.pubsub.notify("g", b"expire", key)
         if self.replication is not None:
             self.replication.local_write(client, key)
 
@@ -385,6 +391,8 @@ class Server:
             self.tracking.enforce_limit()
         elif name == "scan-cursor-max-entries":
             self.keyspace._cursor_max = cfg.scan_cursor_max_entries
+        elif name == "requirepass":
+            self.acl.set_default_password(cfg.requirepass)
         elif name == "loglevel":
             logging.getLogger("repram").setLevel(_LOGLEVELS[cfg.loglevel])
         elif name in ("proto-max-bulk-len", "proto-max-multibulk-len", "client-query-buffer-limit"):

@@ -19,12 +19,14 @@ from .keyspace import OutOfMemory
 
 
 def local_write(server, writer, key: bytes, value: bytes, deadline: int, now: int,
-                ttl_given: bool = True) -> str | None:
+                ttl_given: bool = True, event: bytes | None = None) -> str | None:
     """Store one local write.  Returns None, or the error text (Redis wording)
     when the write is refused: NOREPLICAS or OOM.  ``writer`` is whoever WAIT
     counts the write for (a RESP client, or an HTTP request's writer).
     ``ttl_given``: the write named its TTL (every REPRAM PUT does; a SET
-    without EX/PX does not), so Redis's 'expire' event is published too."""
+    without EX/PX does not), so Redis's 'expire' event is published too.
+    ``event``: the generic keyspace event Redis publishes instead of those
+    two (``restore`` for RESTORE)."""
     if server.write_refusal is not None:
         return server.write_refusal
     try:
@@ -32,5 +34,5 @@ def local_write(server, writer, key: bytes, value: bytes, deadline: int, now: in
     except OutOfMemory:
         return errors.OOM
     if server.write_hooks:
-        server.wrote(writer, key, ttl_given)
+        server.wrote(writer, key, ttl_given, event)
     return None

@@ -49,6 +49,43 @@ def test_monitor_lines_are_redis_lines(server, real_redis):
     assert _strip(mine[1]) == b'"AUTH" "(redacted)"\r\n'
 
 
+TX_SCRIPT = [("SET", "a", "1"), ("MULTI",), ("SET", "b", "2", "EX", "100"), ("GET", "a"), ("PING",),
+             ("EXEC",), ("MULTI",), ("GET", "x"), ("DISCARD",), ("MULTI",), ("GET", "y"), ("NOPE",),
+             ("GET",), ("EXEC",), ("GET", "a", "b"), ("GET", "z")]
+
+
+def _monitor_tx(port):
+    m = Raw(port)
+    assert m.cmd("MONITOR") == b"+OK\r\n"
+    c = Raw(port)
+    exec_at = None
+    for argv in TX_SCRIPT:
+        if argv == ("EXEC",) and exec_at is None:
+            exec_at = time.time()            # after the queued commands' replies came back
+        c.cmd(*argv)
+    c.cmd("ECHO", "end")
+    lines = []
+    while b'"ECHO"' not in (line := m.read()):
+        lines.append(line)
+    m.close()
+    c.close()
+    return lines, exec_at
+
+
+def test_monitor_shows_a_transaction_when_exec_runs_it(server, real_redis):
+    """Redis 7: MULTI, then the queued commands as EXEC runs them, then EXEC;
+    nothing of a DISCARDed or aborted transaction but MULTI/DISCARD/EXEC, and
+    no refused command."""
+    mine, exec_at = _monitor_tx(server.port)
+    real, _ = _monitor_tx(real_redis)
+    assert [_strip(x) for x in mine] == [_strip(x) for x in real]
+    assert [_strip(x) for x in mine][:6] == [b'"SET" "a" "1"\r\n', b'"MULTI"\r\n',
+                                             b'"SET" "b" "2" "EX" "100"\r\n', b'"GET" "a"\r\n',
+                                             b'"PING"\r\n', b'"EXEC"\r\n']
+    stamp = float(mine[2][1:].split(b" ", 1)[0])
+    assert stamp >= exec_at - 1e-6          # shown at EXEC time (stamps are in µs), not when queued
+
+
 def test_monitor_through_redis_py_and_never_in_the_log(node_proc):
     node = node_proc("--requirepass", "pw", "--loglevel", "debug")
     r = node.client(password="pw")

@@ -3,7 +3,7 @@ writing commands, with every flag combination, on our node and on Redis,
 and the exact sequence of ``__keyspace@0__`` / ``__keyevent@0__`` messages
 compared (events, keys, order): ``new`` (class n) on creation, ``set``,
 ``expire`` (class g) whenever the command sets a TTL itself, ``expired``
-when an expired key is overwritten; and a MULTI holding Django's
+when an expired key is overwritten; ``restore`` for RESTORE; and a MULTI holding Django's
 ``set_many`` (MSET + EXPIRE per key, tests/test_tx_ttl.py).  Writes without a
 TTL get our default TTL but, as in Redis, no ``expire`` event.  Excluded by
 design: EXAT/PXAT in the past (we refuse them)."""
@@ -17,8 +17,10 @@ import redis
 
 from clusterkit import wait_for
 from rawresp import Raw
+from repram_resp.commands.serialize import dump_payload
 
 SENTINEL = "test:sentinel"
+PAYLOAD = dump_payload(b"v")    # Redis's DUMP format (tests/test_serialize.py)
 FUTURE_S = str(int(time.time()) + 3600)
 FUTURE_MS = str(int(time.time() * 1000) + 3_600_000)
 
@@ -41,6 +43,10 @@ SCRIPT += [
     ("MSET", "{k}", "a", "{k}:2", "b", "{k}", "c"),
     ("MSETNX", "{k}", "a", "{k}:3", "b"),
     ("MSETNX", "{k}:4", "a", "{k}:5", "b"),
+    # RESTORE publishes 'restore' (class g) and 'new', not 'set' / 'expire'.
+    ("RESTORE", "{k}", "0", PAYLOAD), ("RESTORE", "{k}", "0", PAYLOAD, "REPLACE"),
+    ("RESTORE", "{k}", "100000", PAYLOAD, "REPLACE"),
+    ("RESTORE", "{k}", FUTURE_MS, PAYLOAD, "ABSTTL", "REPLACE"),
 ]
 
 
@@ -58,7 +64,7 @@ def run(port: int, key_prefix: str) -> list:
             key = "%s:%d:%s" % (key_prefix, i, state)
             if state == "old":
                 c.cmd("SET", key, "old", "EX", "50")
-            argv = [a.replace("{k}", key) for a in step]
+            argv = [a.replace("{k}", key) if isinstance(a, str) else a for a in step]
             replies.append(c.cmd(*argv))
     # A key overwritten after its deadline: expired, then new.
     c.cmd("SET", key_prefix + ":short", "v", "PX", "1")

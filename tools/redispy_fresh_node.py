@@ -61,7 +61,7 @@ EXCLUDE = [
     (r"test_scripting|test_function\.py",
      "EVAL/SCRIPT/FUNCTION: refused by design, the store runs no server-side logic (README: scripting)"),
     (r"test_ssl|test_auth/|test_credentials|test_http/|test_observability|test_cwe_404",
-     "environment: needs TLS certificates on port 6666, an IdP, ACL users, or proxies redis-py's CI sets up"),
+     "environment: needs TLS certificates on port 6666, an IdP (redis_entraid), or proxies redis-py's CI sets up"),
     # ---- inside test_commands / pipelines: other data types
     (r"::test_(b?[lr]pop|blmove|blmpop|lmpop|l(index|insert|len|move|mpop|pop|pos|push|pushx|range|rem|set|trim)|r(push|pop)[a-z]*|rpoplpush|brpoplpush)(_[a-z_]*)?\b|::test_sort",
      "lists and SORT: REPRAM stores strings only"),

@@ -167,6 +167,7 @@ def all_commands() -> list[Command]:
 from . import strings, keys, connection, server, transactions, pubsub, replication  # noqa: E402,F401
 from . import introspection, client_admin  # noqa: E402,F401
 from . import serialize, acl  # noqa: E402,F401
+from . import lcs  # noqa: E402,F401
 
 # Subcommands PUBSUB implements (docs.py shows only these).
 TABLE[b"pubsub"].subcommands = {b"CHANNELS": -2, b"NUMSUB": -2, b"NUMPAT": 2, b"SHARDCHANNELS": -2,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 
-import hmac
-
 from .. import REDIS_COMPAT_VERSION, __version__, errors
 from ..protocol import OK, PONG, RESP2, RESP3, bulk, integer, parse_ll
 from . import TABLE, command, tracking
+from ..acl import DENIED_AUTH
 
 _NAME_OK = bytes(range(33, 127))   # printable ASCII without space
 
@@ -61,9 +60,17 @@ def cmd_select(client, argv):
     return OK
 
 
-def check_password(server, password: bytes) -> bool:
-    want = server.config.requirepass.encode("utf-8", "surrogateescape")
-    return hmac.compare_digest(want, password)
+def authenticate(client, name: bytes, password: bytes, cmd_name: bytes) -> bool:
+    """AUTH / HELLO AUTH: switch client to user name, or log the failure
+    (server log, rate-limited, and ACL LOG; never the password)."""
+    server = client.server
+    user = server.acl.authenticate(name, password)
+    if user is None:
+        server.log_auth_failure(client)
+        server.acl.log_denial(client, DENIED_AUTH, cmd_name, name)   # as the client spelled it
+        return False
+    client.auth_ok(user)
+    return True
 
 
 @command("auth", -2, "fast noauth", group="connection", summary="Authenticate", since="1.0.0")
@@ -71,14 +78,11 @@ def cmd_auth(client, argv):
     if len(argv) > 3:
         return client.error(errors.SYNTAX)
     server = client.server
-    if len(argv) == 2 and not server.config.requirepass:
+    if len(argv) == 2 and server.acl.default.nopass:
         return client.error(errors.AUTH_NOT_CONFIGURED)
     user = argv[1] if len(argv) == 3 else b"default"
-    password = argv[-1]
-    if user == b"default" and (not server.config.requirepass or check_password(server, password)):
-        client.auth_ok()
+    if authenticate(client, user, argv[-1], argv[0]):
         return OK
-    server.log_auth_failure(client)
     return client.error(errors.WRONGPASS)
 
 
@@ -109,12 +113,9 @@ def cmd_hello(client, argv):
         else:
             return client.error(errors.hello_syntax(argv[j]))
     if auth is not None:
-        user, password = auth
-        if user != b"default" or (server.config.requirepass and not check_password(server, password)):
-            server.log_auth_failure(client)
+        if not authenticate(client, *auth, argv[0]):
             return client.error(errors.WRONGPASS)
-        client.auth_ok()
-    if server.config.requirepass and not client.authenticated:
+    if not client.authenticated:
         return client.error(errors.HELLO_NOAUTH)
     if name is not None:
         client.name = name
@@ -226,7 +227,9 @@ def _client_kill(client, argv):
         elif opt == b"LADDR":
             laddr = val.decode("utf-8", "surrogateescape")
         elif opt == b"USER":
-            user = val
+            user = server.acl.users.get(val)
+            if user is None:
+                return client.error(errors.no_such_user(val))
         elif opt == b"MAXAGE":             # Redis 7.4: clients connected >= maxage seconds
             maxage = parse_ll(val)
             if maxage is None:
@@ -245,7 +248,7 @@ def _client_kill(client, argv):
                 or (ids is not None and c.id != ids) or (addr is not None and c.addr != addr) \
                 or (laddr is not None and c.laddr != laddr) \
                 or (ctype is not None and not _type_matches(c, ctype)) \
-                or (user is not None and user != b"default") or (skipme and c is client):
+                or (user is not None and c.user is not user) or (skipme and c is client):
             continue
         _kill(client, c)
         killed += 1

@@ -32,6 +32,7 @@ import time
 EXTRA = ("ssubscribe", "sunsubscribe", "spublish")
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs.json")
+NAMES_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "redis_names.json")
 
 
 def _read(f):
@@ -99,6 +100,20 @@ def _sorted_docs(node):
     return {"%": kv}
 
 
+def _all_names(infos) -> dict:
+    """name (``cmd`` or ``cmd|sub``) -> its ACL categories, for every command."""
+    out = {}
+
+    def add(inf):
+        out[inf[0]] = sorted(c["+"] for c in inf[6]["~"])
+        subs = inf[9]
+        for s in subs["~"] if isinstance(subs, dict) else subs:
+            add(s)
+    for inf in infos:
+        add(inf)
+    return dict(sorted(out.items()))
+
+
 def generate(redis_server: str) -> dict:
     from . import all_commands
     names = sorted({c.name for c in all_commands()} | set(EXTRA))
@@ -126,6 +141,9 @@ def generate(redis_server: str) -> dict:
         docs = dict(zip(docs[0::2], docs[1::2]))
         infos = _cmd(sock, f, "COMMAND", "INFO", *names)
         out = {"redis_version": version, "commands": {}}
+        # Every name Redis knows, subcommands included: ACL rules may name
+        # commands we lack (redis_names.json, read by repram_resp/acl.py).
+        out["names"] = _all_names(_cmd(sock, f, "COMMAND", "INFO"))
         for name, inf in zip(names, infos):
             if inf is None:
                 continue     # ours only (e.g. none today); the table's own fields answer
@@ -144,6 +162,10 @@ def main(argv=None) -> int:
         print("redis-server not found", file=sys.stderr)
         return 1
     data = generate(exe)
+    with open(NAMES_OUT, "w") as f:
+        json.dump({"redis_version": data["redis_version"], "names": data.pop("names")}, f,
+                  indent=0)
+        f.write("\n")
     with open(OUT, "w") as f:
         json.dump(data, f, indent=None, separators=(",", ":"), sort_keys=False)
         f.write("\n")

@@ -217,7 +217,8 @@ def cmd_restore(client, argv):
     if ttl < 0:
         return client.error(errors.RESTORE_BAD_TTL)
     now = server.now
-    if not replace and server.keyspace.lookup(key, now) is not None:
+    exists = server.keyspace.lookup(key, now) is not None
+    if not replace and exists:
         return client.error(errors.BUSYKEY)
     if not payload_ok(payload):
         return client.error(errors.DUMP_PAYLOAD)
@@ -232,4 +233,8 @@ def cmd_restore(client, argv):
             deadline = deadline_for(client, "restore", argv[2], 1, absttl, now)
     except TTLError as e:
         return client.error(str(e))
-    return _write(client, key, value, deadline, now, ttl > 0) or OK
+    # Redis publishes 'restore' (class g), not 'set' / 'expire'; REPLACE
+    # deletes and re-adds the key there, so an existing key gets 'new' too.
+    if exists:
+        server.pubsub.notify("n", b"new", key)
+    return _write(client, key, value, deadline, now, ttl > 0, b"restore") or OK

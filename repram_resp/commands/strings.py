@@ -62,7 +62,7 @@ def deadline_for(client, cmd: str, amount: bytes | None, unit_ms: int, absolute:
 
 
 def _write(client, key: bytes, value: bytes, deadline: int, now: int,
-           ttl_given: bool = False) -> bytes | None:
+           ttl_given: bool = False, event: bytes | None = None) -> bytes | None:
     """Apply one local write (writes.local_write, the path HTTP shares);
     returns an error reply or None.  ttl_given: the command set the TTL
     itself (Redis then publishes 'expire')."""
@@ -72,7 +72,7 @@ def _write(client, key: bytes, value: bytes, deadline: int, now: int,
         # (transactions.py); the write is stored and replicated with it.
         deadline = ov[key]
         client.ttl_applied.add(key)
-    err = local_write(client.server, client, key, value, deadline, now, ttl_given)
+    err = local_write(client.server, client, key, value, deadline, now, ttl_given, event)
     return None if err is None else client.error(err)
 
 
