@@ -154,7 +154,16 @@ DIRECTIVES: list[Directive] = [
     Directive("http-idle-timeout-ms", "int", 60_000, "http_idle_timeout_ms", mutable=True,
               lo=0, hi=INT64, doc="close a keep-alive connection idle this long; 0 = never"),
     Directive("http-maxclients", "int", 10000, "http_maxclients", mutable=True, lo=1,
-              hi=1_000_000, doc="most simultaneous HTTP connections (more get a 503)"),
+              hi=1_000_000, doc="most simultaneous HTTP connections (more get a 503); "
+              "maxclients bounds RESP + HTTP together"),
+    Directive("http-rate-limit", "int", 0, "http_rate_limit", mutable=True, lo=0, hi=1_000_000,
+              doc="requests/s per client IP, burst 2x (REPRAM's 429); 0 = off (the default)"),
+    Directive("http-rate-limit-max-ips", "int", 100_000, "http_rate_limit_max_ips", mutable=True,
+              lo=1, hi=100_000_000, doc="client IPs whose bucket is kept (least recently used out)"),
+    Directive("http-trust-proxy", "bool", False, "http_trust_proxy", mutable=True,
+              doc="rate-limit by X-Forwarded-For / X-Real-IP (only behind a proxy you run)"),
+    Directive("http-block-scanners", "bool", False, "http_block_scanners", mutable=True,
+              doc="403 for REPRAM's scanner User-Agents (sqlmap, nikto, ...)"),
     # -- cluster (replication layer, repram_resp/cluster/) ----------------
     Directive("cluster-announce-ip", "str", "", "cluster_announce_ip",
               doc="address peers should dial; empty = the first bind address (or the one they see)"),

@@ -112,6 +112,12 @@ class Server:
                 self.servers.append(srv)
                 if self.tls_port == 0:
                     self.tls_port = srv.sockets[0].getsockname()[1]
+        # The HTTP API before the peer links too, so its port (OS-chosen with
+        # http-port -1) is known and announced in the handshake.
+        if cfg.http_port:
+            from .http.protocol import HttpFrontend
+            self.http = HttpFrontend(self)
+            await self.http.start()
         # Peer links (replication): after the client listeners, so the client
         # port is known and announced; a refusal closes what was opened.
         # Issue 7: clustering is opt-in (config.Config.clustering); a single
@@ -124,13 +130,11 @@ class Server:
             except BaseException:
                 for srv in self.servers:
                     srv.close()
+                if self.http is not None:
+                    await self.http.stop()
                 raise
             self.replication = cluster
         self.update_write_hooks()
-        if cfg.http_port:
-            from .http.protocol import HttpFrontend
-            self.http = HttpFrontend(self)
-            await self.http.start()
         self._arm_expiry()
         self._tasks.append(asyncio.ensure_future(self._idle_loop()))
         log.info("%s", lane.describe() if self.lane_enabled else "fast lane off: disabled for this server")
@@ -185,8 +189,13 @@ class Server:
 
     # -- clients -------------------------------------------------------------
 
+    def connections(self) -> int:
+        """Client connections counted against maxclients: RESP and HTTP."""
+        http = self.http
+        return len(self.clients) + (len(http.connections) if http is not None else 0)
+
     def register(self, client: Client) -> bool:
-        if len(self.clients) >= self.config.maxclients:
+        if self.connections() >= self.config.maxclients:
             self.stat_rejected += 1
             return False
         client.id = self._next_client_id
@@ -392,6 +401,8 @@ class Server:
                                     cfg.client_query_buffer_bytes)
         if self.replication is not None:
             self.replication.config_changed(name)
+        if self.http is not None:
+            self.http.api.config_changed(name)
 
     # -- INFO ----------------------------------------------------------------
 
@@ -464,7 +475,9 @@ class Server:
                                             if lk is not None)),
                 ("blocked_clients", 0), ("pubsub_clients",
                                          sum(1 for c in self.clients.values() if c.channels or c.patterns)),
-                ("tracking_clients", self.tracking.clients)]
+                ("tracking_clients", self.tracking.clients),
+                # Issue 9: REPRAM HTTP API connections, counted in maxclients too.
+                ("http_connected_clients", len(self.http.connections) if self.http is not None else 0)]
 
     def _info_memory(self):
         ks = self.keyspace
@@ -605,7 +618,9 @@ def fit_fd_limit(cfg) -> None:
     """Issue 7, as Redis's adjustOpenFilesLimit: raise the soft
     RLIMIT_NOFILE toward the hard limit so that maxclients fits; if it still
     does not, lower maxclients (logged).  Clients past maxclients are then
-    answered "max number of clients reached", never dropped silently."""
+    answered "max number of clients reached", never dropped silently.
+    maxclients bounds RESP and HTTP connections together (an HTTP one past
+    it gets a 503), so this sizing covers both."""
     want = cfg.maxclients + RESERVED_FDS
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

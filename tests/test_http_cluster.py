@@ -42,6 +42,13 @@ def test_http_and_resp_across_a_cluster_201_vs_202(make_server, proxies):
     topo = json.loads(http(a, ha, "GET", "/v1/topology")[2])
     assert topo["node_id"] == "n1" and [(p["id"], p["state"]) for p in topo["peers"]] == [
         ("n2", "up"), ("n3", "up")]
+    # Each peer's HTTP port, carried in the cluster handshake.
+    for node, host in ((a, ha), (b, hb), (c, hc)):
+        peers = json.loads(http(node, host, "GET", "/v1/topology")[2])["peers"]
+        assert sorted(p["http_port"] for p in peers) == sorted(
+            ports[n] for n in (a, b, c) if n is not node)
+    assert {p["id"]: p["http_port"] for p in json.loads(http(a, ha, "GET", "/v1/status")[2])["peers"]} \
+        == {"n2": ports[b], "n3": ports[c]}
     metrics = http(a, ha, "GET", "/v1/metrics")[2].decode()
     assert 'repram_peer_up{peer="n2",enclave="default"} 1' in metrics
     assert "repram_enclave_size 3" in metrics and "repram_quorum 2" in metrics

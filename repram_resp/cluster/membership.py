@@ -40,6 +40,7 @@ class Peer:
         self.host = ""
         self.cport = 0
         self.client_port = 0
+        self.http_port = 0           # its REPRAM HTTP API port, from the handshake (0 = none)
         self.out = None              # ready Link we dialed (our stream to it)
         self.inn = None              # ready Link it dialed (its stream to us)
         self.dialing = None          # Link in handshake / connect in progress

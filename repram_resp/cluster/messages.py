@@ -319,6 +319,12 @@ def need(f: list, n: int, name: str) -> None:
         raise MessageError("%s: expected %d fields, got %d" % (name, n, len(f)))
 
 
+def need_either(f: list, n: int, n_longer: int, name: str) -> None:
+    """n fields, or n_longer with the optional ones a later build added."""
+    if len(f) != n and len(f) != n_longer:
+        raise MessageError("%s: expected %d or %d fields, got %d" % (name, n, n_longer, len(f)))
+
+
 def as_int(x, what: str) -> int:
     if x.__class__ is int:
         return x
@@ -373,6 +379,9 @@ class NodeInfo:
     cport: int          # cluster port
     client_port: int
     state: str = "up"
+    # The node's REPRAM HTTP API port (0 = none or not said): carried only
+    # in HELLO / WELCOME, as an optional last field (not in NODES gossip).
+    http_port: int = 0
 
     def fields(self) -> tuple:
         return (self.node_id, self.run_id, self.enclave, self.host, self.cport, self.client_port)
@@ -387,8 +396,22 @@ class Hello:
     t1: int             # sender's clock, microseconds
 
 
+def _http_port(node: NodeInfo) -> tuple:
+    """The optional last field of HELLO / WELCOME: sent only by a node that
+    serves HTTP, so a node without it sends the frames of earlier builds."""
+    return (node.http_port,) if node.http_port else ()
+
+
+def _read_http_port(f: list, i: int, node: NodeInfo) -> None:
+    if len(f) > i:
+        p = as_int(f[i], "http port")
+        if not 0 <= p <= 65535:
+            raise MessageError("bad http port")
+        node.http_port = p
+
+
 def encode_hello(h: Hello) -> bytes:
-    return frame(HELLO, h.proto, *h.node.fields(), h.max_bulk, h.nonce, h.t1)
+    return frame(HELLO, h.proto, *h.node.fields(), h.max_bulk, h.nonce, h.t1, *_http_port(h.node))
 
 
 def _node(f: list, i: int) -> NodeInfo:
@@ -404,11 +427,13 @@ def decode_hello(f: list) -> Hello:
     if proto != PROTO_VERSION:
         # Checked before the rest so that a future version can change the layout.
         return Hello(proto, NodeInfo("", "", "", "", 0, 0), 0, b"", 0)
-    need(f, 11, "HELLO")
+    need_either(f, 11, 12, "HELLO")
     nonce = as_bytes(f[9], "nonce")
     if not 16 <= len(nonce) <= 64:
         raise MessageError("HELLO: bad nonce length")
-    return Hello(proto, _node(f, 2), as_int(f[8], "max bulk"), nonce, as_int(f[10], "t1"))
+    node = _node(f, 2)
+    _read_http_port(f, 11, node)
+    return Hello(proto, node, as_int(f[8], "max bulk"), nonce, as_int(f[10], "t1"))
 
 
 @dataclass
@@ -424,15 +449,18 @@ class Welcome:
 
 
 def encode_welcome(w: Welcome) -> bytes:
-    return frame(WELCOME, w.proto, *w.node.fields(), w.max_bulk, w.nonce, w.proof, w.t1, w.t2, w.t3)
+    return frame(WELCOME, w.proto, *w.node.fields(), w.max_bulk, w.nonce, w.proof, w.t1, w.t2, w.t3,
+                 *_http_port(w.node))
 
 
 def decode_welcome(f: list) -> Welcome:
-    need(f, 14, "WELCOME")
+    need_either(f, 14, 15, "WELCOME")
     nonce = as_bytes(f[9], "nonce")
     if not 16 <= len(nonce) <= 64:
         raise MessageError("WELCOME: bad nonce length")
-    return Welcome(as_int(f[1], "version"), _node(f, 2), as_int(f[8], "max bulk"), nonce,
+    node = _node(f, 2)
+    _read_http_port(f, 14, node)
+    return Welcome(as_int(f[1], "version"), node, as_int(f[8], "max bulk"), nonce,
                    as_bytes(f[10], "proof"), as_int(f[11], "t1"), as_int(f[12], "t2"),
                    as_int(f[13], "t3"))
 

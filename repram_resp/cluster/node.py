@@ -284,8 +284,10 @@ class Cluster:
     # -- who we are --------------------------------------------------------------
 
     def self_info(self) -> m.NodeInfo:
+        http = self.server.http
         return m.NodeInfo(self.node_id, self.run_id, self.enclave, self.announce_host,
-                          self.announce_port, self.server.port)
+                          self.announce_port, self.server.port,
+                          http_port=http.port if http is not None else 0)
 
     def frame_limit_bytes(self) -> int:
         """Largest incomplete frame a ready link may buffer: a batch (or a
@@ -514,6 +516,7 @@ class Cluster:
             self._gossip_dirty = True
         peer.enclave = node.enclave
         peer.client_port = node.client_port
+        peer.http_port = node.http_port     # from its handshake (0: it has none or did not say)
         host = node.host or seen_host
         port = node.cport or seen_port
         if host and port:

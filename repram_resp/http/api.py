@@ -39,17 +39,22 @@ import time
 from .. import __version__, errors
 from ..writes import local_write
 from . import wire
+from .ratelimit import RateLimiter, client_ip, is_scanner
 from .wire import response
 
 log = logging.getLogger("repram.http")
+_monotonic = time.monotonic
 
 VERSION_SHIFT = 16            # version >> 16 = the HLC's physical ms (clock.py)
 KEYS_CHUNK = 1000             # keys per chunk of a streamed listing
 SCAN_CHUNK = 4 * KEYS_CHUNK   # index entries examined per chunk (expired ones are skipped)
+TTL_CACHE_MAX = 256           # distinct X-TTL values whose TTL is remembered
+CREATED_CACHE_MAX = 256       # distinct TTLs whose 201 answer is kept (per second)
 DEFAULT_TTL_MS = 3_600_000    # REPRAM's default when default-ttl is 0 (HTTP never refuses)
 
 _INT_RE = re.compile(rb"[+-]?[0-9]{1,18}\Z")     # Go strconv.Atoi, within int64
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_plain_data = re.compile(rb"/v1/data/[^%?]+\Z").match     # a key without escapes or query
 
 DATA_PREFIX = b"/v1/data/"
 DATA_METHODS = b"GET, HEAD, PUT, OPTIONS"
@@ -163,8 +168,36 @@ class Api:
         # Responses by status code (the usual ones present, so the hot paths
         # can just add).
         self.stats: dict[int, int] = dict.fromkeys((200, 201, 202, 404), 0)
+        self._created_cache: dict[int, bytes] = {}    # TTL ms -> the whole 201
+        self._created_common = None                    # ... for this common block
+        self._ttls: dict = {}                          # X-TTL value (or None) -> TTL ms
+        self.guard = None        # True when a request must pass guarded() first
+        self.limiter = None      # ratelimit.RateLimiter, with http-rate-limit > 0
+        self.config_changed("http-rate-limit")
 
     # -- entry point -------------------------------------------------------------
+
+    def guarded(self, req: wire.Request, peer_ip):
+        """REPRAM's security checks before the handler (ratelimit.py), while
+        one of them is on: the rate limit (429), then the scanner filter
+        (403).  A CORS preflight passes, as in REPRAM."""
+        if req.method != b"OPTIONS":
+            cfg = self.server.config
+            lim = self.limiter
+            if lim is not None and not lim.allow(
+                    client_ip(peer_ip, req.headers, cfg.http_trust_proxy), _monotonic()):
+                return self._refuse(req, 429, b"Retry-After: 1\r\n", b"Rate limit exceeded\n")
+            if cfg.http_block_scanners:
+                ua = req.headers.get(b"user-agent")
+                if ua is not None and is_scanner(ua):
+                    return self._refuse(req, 403, b"", b"Forbidden\n")
+        return self.handle(req)
+
+    def _refuse(self, req, status: int, extra: bytes, body: bytes) -> bytes:
+        origin = req.headers.get(b"origin")
+        common = self.front.common_any_origin if origin is None else (
+            self.front.common + b"Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n" % origin)
+        return self._reply(status, common + extra, TEXT, body, req.method == b"HEAD")
 
     def handle(self, req: wire.Request):
         """The response to one request: bytes, a Future of bytes, or a Stream."""
@@ -175,14 +208,19 @@ class Api:
             common = self.front.common_any_origin
         else:
             common = self.front.common + b"Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n" % origin
-        head = method == b"HEAD"
         try:
-            if method == b"GET" and target.startswith(DATA_PREFIX) and b"%" not in target \
-                    and b"?" not in target and not self.server.config.requirepass:
-                # The hot path: GET /v1/data/<plain key>.
-                key = target[9:]
-                if key:
-                    return self._get(key, common, False)
+            if _plain_data(target) is not None and not self.server.config.requirepass:
+                # The hot paths: GET and PUT /v1/data/<plain key> (no escape,
+                # no query, so a PUT's TTL is X-TTL's).
+                if method == b"GET":
+                    return self._get(target[9:], common, False)
+                if method == b"PUT":
+                    x_ttl = req.headers.get(b"x-ttl")
+                    ttl = self._ttls.get(x_ttl)
+                    if ttl is None:
+                        ttl = self._ttl_of(x_ttl)
+                    return self._put_ttl(req, target[9:], ttl, common, origin is None)
+            head = method == b"HEAD"
             if target[:1] == b"/":
                 path, _, query = target.partition(b"?")
             elif target == b"*":
@@ -223,10 +261,12 @@ class Api:
                                    b"Method not allowed\n", head)
             return route(self, req, parse_query(query), common, head)
         except (BadRequest, ValueError) as e:
-            return self._reply(400, common, TEXT, ("Bad request: %s\n" % e).encode(), head)
+            return self._reply(400, common, TEXT, ("Bad request: %s\n" % e).encode(),
+                               method == b"HEAD")
         except Exception:   # a bug must cost one reply, not the connection
             log.exception("internal error serving %s", method.decode("latin-1"))
-            return self._reply(500, common, TEXT, b"Internal server error (see server log)\n", head)
+            return self._reply(500, common, TEXT, b"Internal server error (see server log)\n",
+                               method == b"HEAD")
 
     def _reply(self, status: int, headers: bytes, ctype: bytes, body: bytes, head: bool,
                length: int | None = None) -> bytes:
@@ -261,6 +301,27 @@ class Api:
                 common, iso_ms(created), (deadline - created + 500) // 1000,
                 max(0, (deadline - now) // 1000), len(value), b"" if head else value)
 
+    def _ttl_of(self, x_ttl: bytes | None) -> int:
+        """X-TTL's TTL in ms, remembered (the usual PUTs repeat a few TTLs;
+        forgotten when min-ttl / max-ttl / default-ttl change)."""
+        ttl = clamp_ttl_ms(self.server.config, atoi(x_ttl))
+        if x_ttl is None or len(x_ttl) <= 20:     # an integer's length: junk is not kept
+            if len(self._ttls) >= TTL_CACHE_MAX:
+                self._ttls.clear()
+            self._ttls[x_ttl] = ttl
+        return ttl
+
+    def config_changed(self, name: str) -> None:
+        cfg = self.server.config
+        if name in ("min-ttl", "max-ttl", "default-ttl"):
+            self._ttls.clear()
+        elif name == "http-rate-limit":
+            rate = cfg.http_rate_limit
+            self.limiter = RateLimiter(rate, cfg.http_rate_limit_max_ips) if rate else None
+        elif name == "http-rate-limit-max-ips" and self.limiter is not None:
+            self.limiter.max_ips = cfg.http_rate_limit_max_ips
+        self.guard = True if self.limiter is not None or cfg.http_block_scanners else None
+
     def ttl_ms(self, req, query: dict) -> int:
         """The TTL a PUT gets: ``?ttl=`` else ``X-TTL`` (REPRAM's rules)."""
         if b"ttl" in query:
@@ -270,15 +331,42 @@ class Api:
         return clamp_ttl_ms(self.server.config, s)
 
     def _put(self, req, key: bytes, query: dict, common: bytes):
-        ttl = self.ttl_ms(req, query)
-        common += b"X-Original-TTL: %d\r\n" % ((ttl + 500) // 1000)
+        return self._put_ttl(req, key, self.ttl_ms(req, query), common, False)
+
+    def _put_ttl(self, req, key: bytes, ttl: int, common: bytes, shared: bool):
+        """``shared``: ``common`` is the frontend's block of this second (no
+        Origin to reflect), so a 201's whole answer can come from a cache."""
         r = put_status(self.server, key, req.body, ttl)
+        if r == 201 and shared:
+            self.stats[201] += 1
+            if self._created_common is common:
+                done = self._created_cache.get(ttl)
+                if done is not None:
+                    return done
+            return self._created(ttl, common)
+        common += b"X-Original-TTL: %d\r\n" % ((ttl + 500) // 1000)
         if r.__class__ is int:
             return self._status_reply(r, common)
         fut = asyncio.get_running_loop().create_future()
         r.add_done_callback(lambda f: fut.done() or fut.set_result(
             self._status_reply(f.result(), common)))
         return fut
+
+    def _created(self, ttl: int, common: bytes) -> bytes:
+        """The 201 for this TTL, made once per TTL and second (the Date line
+        is the only other variable part)."""
+        cache = self._created_cache
+        if self._created_common is not common:
+            self._created_common = common
+            cache.clear()
+        r = cache.get(ttl)
+        if r is None:
+            if len(cache) >= CREATED_CACHE_MAX:
+                cache.clear()
+            r = cache[ttl] = b"HTTP/1.1 201 Created\r\n%sX-Original-TTL: %d\r\n" \
+                b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nOK\n" % (
+                    common, (ttl + 500) // 1000)
+        return r
 
     def _status_reply(self, status, common: bytes) -> bytes:
         if status == 201:
@@ -348,8 +436,12 @@ class Api:
             "memory": {"rss": rss_bytes(), "used_memory": s.keyspace.used_bytes,
                        "maxmemory": s.config.maxmemory_bytes},
             "keys": s.keyspace.dbsize(now),
+            "connections": {"http": len(self.front.connections), "resp": len(s.clients),
+                            "maxclients": s.config.maxclients,
+                            "http_maxclients": s.config.http_maxclients},
             "enclave_size": size, "replication_factor": rf, "quorum": min(size, rf) // 2 + 1,
             "peers": [{"id": p.node_id, "address": p.address, "client_port": p.client_port,
+                       "http_port": p.http_port or None,
                        "enclave": p.enclave, "state": p.state} for p in self._peers()],
         }
         return self._reply(200, common, JSON, json.dumps(body).encode(), head)
@@ -357,7 +449,7 @@ class Api:
     def _topology(self, req, query, common, head):
         s = self.server
         body = {"node_id": s.node_id, "enclave": s.config.enclave,
-                "peers": [{"id": p.node_id, "address": p.host or "?", "http_port": None,
+                "peers": [{"id": p.node_id, "address": p.host or "?", "http_port": p.http_port or None,
                            "cluster_port": p.cport, "client_port": p.client_port,
                            "enclave": p.enclave, "state": p.state} for p in self._peers()]}
         return self._reply(200, common, JSON, json.dumps(body).encode(), head)
@@ -439,14 +531,18 @@ def put_status(server, key: bytes, value: bytes, ttl_ms: int):
     refusal text (500 "Write failed"), or a Future of one of them while the
     quorum is pending (at most http-quorum-timeout-ms)."""
     now = server.now = server.clock()
-    writer = _Writer()
+    repl = server.replication
+    if repl is None:
+        # A single node: no writer for WAIT to count, no quorum to wait for.
+        err = local_write(server, None, key, value, now + ttl_ms, now)
+        if err is None:
+            return 201
+        return 507 if err == errors.OOM else err
+    want = min(repl.enclave_size(), server.config.replication_factor) // 2   # quorum - self
+    writer = _Writer() if want > 0 else None    # alone in its enclave: nothing to wait for
     err = local_write(server, writer, key, value, now + ttl_ms, now)
     if err is not None:
         return 507 if err == errors.OOM else err
-    repl = server.replication
-    if repl is None:
-        return 201
-    want = min(repl.enclave_size(), server.config.replication_factor) // 2   # quorum - self
     if want <= 0:
         return 201
     r = repl.replicator.wait(writer, want, server.config.http_quorum_timeout_ms)

@@ -41,7 +41,8 @@ def render(front) -> bytes:
     metric("repram_uptime_seconds", "gauge", "Seconds since the node started.",
            [({}, int(time.time() - s.started_at))])
     metric("repram_connected_clients", "gauge", "RESP client connections.", [({}, len(s.clients))])
-    metric("repram_http_connections", "gauge", "HTTP connections.", [({}, len(front.connections))])
+    metric("repram_http_connections", "gauge", "HTTP connections (counted in maxclients).",
+           [({}, len(front.connections))])
     metric("repram_commands_processed_total", "counter", "RESP commands processed.",
            [({}, s.stat_commands)])
     metric("repram_expired_keys_total", "counter", "Keys that expired.", [({}, ks.expired_keys)])

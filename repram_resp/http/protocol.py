@@ -51,6 +51,7 @@ class HttpConnection(asyncio.Protocol):
         self.tls = tls
         self.transport = None
         self.addr = "?"
+        self.ip = "?"
         self.queue: deque = deque()
         self.busy = None          # Future or Stream being answered
         self.paused_writing = False
@@ -70,6 +71,7 @@ class HttpConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
         peer = transport.get_extra_info("peername")
         self.addr = "%s:%s" % (peer[0], peer[1]) if isinstance(peer, tuple) else str(peer)
+        self.ip = peer[0] if isinstance(peer, tuple) else str(peer)   # rate limit's key
         if self.front.server.protected_refuses(peer):
             # protected-mode, as on the RESP port: without requirepass only
             # loopback clients are served (protected-mode no opens it, as REPRAM is).
@@ -81,8 +83,8 @@ class HttpConnection(asyncio.Protocol):
             self.closed = True
             return
         if not self.front.register(self):
-            transport.write(response(503, self.front.common, b"", b"Too many connections\n",
-                                     close=True))
+            transport.write(response(503, self.front.common, b"Content-Type: text/plain\r\n",
+                                     b"Too many connections (maxclients)\n", close=True))
             transport.close()
             self.closed = True
 
@@ -125,7 +127,8 @@ class HttpConnection(asyncio.Protocol):
             # The usual read: one whole request, nothing ahead of it.
             ev = events[0]
             if ev.__class__ is Request and ev.keep_alive:
-                r = self.api.handle(ev)
+                api = self.api
+                r = api.handle(ev) if api.guard is None else api.guarded(ev, self.ip)
                 if r.__class__ is bytes:
                     self.transport.write(r)     # may pause_writing (and reading) at once
                     if self.reading_paused and not self.paused_writing:
@@ -196,7 +199,7 @@ class HttpConnection(asyncio.Protocol):
                 self._flush(out)
                 self._refuse_close()
                 return
-            r = api.handle(ev)
+            r = api.handle(ev) if api.guard is None else api.guarded(ev, self.ip)
             if r.__class__ is bytes:
                 out.append(r)
                 pending += len(r)
@@ -377,7 +380,15 @@ class HttpFrontend:
             await s.wait_closed()
 
     def register(self, conn) -> bool:
-        if len(self.connections) >= self.server.config.http_maxclients:
+        """Room for one more: within http-maxclients, and within maxclients
+        counting the RESP clients too (one pool of descriptors, as sized by
+        server.fit_fd_limit).  Else the connection gets a 503 and is closed,
+        as a RESP client past maxclients gets its error and is closed."""
+        s = self.server
+        if len(self.connections) >= s.config.http_maxclients or s.connections() >= s.config.maxclients:
+            s.stat_rejected += 1
+            st = self.api.stats
+            st[503] = st.get(503, 0) + 1
             return False
         self.connections.add(conn)
         return True
@@ -393,6 +404,8 @@ class HttpFrontend:
             await asyncio.sleep(max(SWEEP_MIN_S, interval))
             self.refresh()
             now = time.monotonic()
+            if self.api.limiter is not None:
+                self.api.limiter.sweep(now)
             req_s = cfg.http_request_timeout_ms / 1000.0
             idle_s = cfg.http_idle_timeout_ms / 1000.0
             for c in list(self.connections):

@@ -31,7 +31,7 @@ CHUNKED_FEED_BYTES = 4096   # slice of a chunked body fed per call (bounds head 
 REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+    405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
     501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
     507: "Insufficient Storage",
@@ -41,15 +41,12 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Request:
+    """One parsed request (made by the parser, which sets every field)."""
     __slots__ = ("method", "target", "headers", "body", "keep_alive", "version")
-
-    def __init__(self, method: bytes, target: bytes, headers: dict, version: str):
-        self.method = method
-        self.target = target
-        self.headers = headers        # lower-case name -> value (repeats joined by ", ")
-        self.body = b""
-        self.keep_alive = True
-        self.version = version
+    # method, target: bytes; headers: lower-case name -> value (repeats
+    # joined by ", "); body: bytes; keep_alive: bool; version: "1.0" / "1.1",
+    # always "1.1" for /v1/data/ paths (only a streamed listing looks at it:
+    # chunked or not).
 
 
 class HttpError:
@@ -73,6 +70,9 @@ class _Refuse(Exception):
 
 
 _HEAD, _LENGTH, _CHUNKED = 0, 1, 2
+# Content-Length values of small bodies, parsed once (int() of bytes is dear).
+_LENGTHS = {b"%d" % n: n for n in range(4097)}
+SMALL_BODY_BYTES = 4096     # the fast path copies a body this small rather than slice a view
 
 
 class RequestParser:
@@ -88,11 +88,11 @@ class RequestParser:
         self._head_fed = 0
         self._tail = b""
         self._cl_total = 0
-        self._url: list = []
+        self._url = b""
         self._headers: dict = {}
         self._nheaders = 0
         self._req: Request | None = None
-        self._body: list = []
+        self._body = None             # bytes, or a list of them (several body callbacks)
         self._body_bytes = 0
         self.upgrade = False          # an Upgrade request ended the HTTP stream
 
@@ -104,6 +104,7 @@ class RequestParser:
             return out
         n = len(data)
         pos = 0
+        mv = None
         p = self._p
         try:
             if self._mode == _HEAD and not self._tail and not self.in_message and \
@@ -113,16 +114,23 @@ class RequestParser:
                 # or two calls, the limits holding as on the general path.
                 j = data.find(b"\r\n\r\n")
                 if j >= 0:
-                    if j + 4 == n:
+                    pos = j + 4
+                    if pos == n:
                         p.feed_data(data)
                         return out
-                    mv = memoryview(data)
-                    p.feed_data(mv[:j + 4])
-                    pos = j + 4
-                    if self._mode == _LENGTH and self._cl_total - self._body_bytes == n - pos:
-                        p.feed_data(mv[pos:])
-                        return out
-            if not pos:
+                    if n - pos <= SMALL_BODY_BYTES:
+                        # A small body: copies are cheaper than views.
+                        p.feed_data(data[:pos])
+                        if self._mode == _LENGTH and self._cl_total - self._body_bytes == n - pos:
+                            p.feed_data(data[pos:])
+                            return out
+                    else:
+                        mv = memoryview(data)
+                        p.feed_data(mv[:pos])
+                        if self._mode == _LENGTH and self._cl_total - self._body_bytes == n - pos:
+                            p.feed_data(mv[pos:])
+                            return out
+            if mv is None:
                 mv = memoryview(data)
             while pos < n:
                 mode = self._mode
@@ -178,66 +186,86 @@ class RequestParser:
     def _fail(self, status: int, message: str) -> None:
         self.error = HttpError(status, message)
         self._events.append(self.error)
-        self._body = []
+        self._body = None
         self.in_message = False
 
     # -- httptools callbacks -------------------------------------------------------
 
     def on_message_begin(self):
         self.in_message = True
-        self._url = []
+        self._url = b""
         self._headers = {}
         self._nheaders = 0
-        self._body = []
+        self._body = None
         self._body_bytes = 0
 
     def on_url(self, url: bytes):
-        self._url.append(url)
+        self._url += url
 
     def on_header(self, name: bytes, value: bytes):
-        self._nheaders += 1
-        if self._nheaders > self.max_headers:
+        n = self._nheaders = self._nheaders + 1
+        if n > self.max_headers:
             raise _Refuse(431, "more than http-max-headers (%d) headers" % self.max_headers)
         name = name.lower()
         h = self._headers
-        old = h.get(name)
-        h[name] = value if old is None else old + b", " + value
+        if name in h:
+            h[name] += b", " + value
+        else:
+            h[name] = value
 
     def on_headers_complete(self):
         p = self._p
         h = self._headers
-        self._req = Request(p.get_method(), b"".join(self._url), h, p.get_http_version())
+        url = self._url
+        req = self._req = Request()
+        req.method = p.get_method()
+        req.target = url
+        req.headers = h
+        req.body = b""
+        # The HTTP version matters only to a streamed listing; a data path
+        # never streams, so the hot path skips asking.
+        req.version = "1.1" if url.startswith(b"/v1/data/") else p.get_http_version()
         self._tail = b""
         self._head_fed = 0
         te = h.get(b"transfer-encoding")
-        cl = h.get(b"content-length")
         if te is not None and b"chunked" in te.lower():
             self._mode = _CHUNKED
-        elif cl is not None and cl.isdigit():
-            n = int(cl)
-            if n > self.max_body_bytes:
-                raise _Refuse(413, "body of %d bytes over http-max-body-bytes (%d)"
-                              % (n, self.max_body_bytes))
-            if n:
-                self._mode = _LENGTH
-                self._cl_total = n
-        expect = h.get(b"expect")
-        if expect is not None and expect.lower() == b"100-continue" and self._mode != _HEAD:
-            self._events.append(EXPECT_CONTINUE)
+        else:
+            cl = h.get(b"content-length")
+            if cl is not None:
+                n = _LENGTHS.get(cl)
+                if n is None and cl.isdigit():
+                    n = int(cl)
+                if n:
+                    if n > self.max_body_bytes:
+                        raise _Refuse(413, "body of %d bytes over http-max-body-bytes (%d)"
+                                      % (n, self.max_body_bytes))
+                    self._mode = _LENGTH
+                    self._cl_total = n
+        if self._mode != _HEAD:
+            expect = h.get(b"expect")
+            if expect is not None and expect.lower() == b"100-continue":
+                self._events.append(EXPECT_CONTINUE)
 
     def on_body(self, body: bytes):
-        self._body_bytes += len(body)
-        if self._body_bytes > self.max_body_bytes:
+        n = self._body_bytes = self._body_bytes + len(body)
+        if n > self.max_body_bytes:
             raise _Refuse(413, "body over http-max-body-bytes (%d)" % self.max_body_bytes)
-        self._body.append(body)
+        b = self._body
+        if b is None:
+            self._body = body
+        elif b.__class__ is list:
+            b.append(body)
+        else:
+            self._body = [b, body]
 
     def on_message_complete(self):
         req = self._req
         self._req = None
         body = self._body
-        if body:
-            req.body = body[0] if len(body) == 1 else b"".join(body)
-            self._body = []
+        if body is not None:
+            req.body = body if body.__class__ is not list else b"".join(body)
+            self._body = None
         req.keep_alive = self._p.should_keep_alive()
         self._mode = _HEAD
         self._head_fed = 0
