@@ -54,19 +54,9 @@ from repram_resp.config import load
 from repram_resp.server import Server
 from repram_resp.connection import Client
 from repram_resp import lane
+sys.path.insert(0, sys.argv[6])
+from harness import DropTransport as Sink, encode_command as enc
 
-class Sink:
-    def write(self, b): pass
-    def set_write_buffer_limits(self, **k): pass
-    def pause_reading(self): pass
-    def resume_reading(self): pass
-    def close(self): pass
-    def is_closing(self): return False
-    def get_write_buffer_size(self): return 0
-    def get_extra_info(self, k, default=None): return ("127.0.0.1", 1)
-
-def enc(*argv):
-    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
 
 async def main():
     server = Server(load(["--port", "0"]))
@@ -108,7 +98,7 @@ def run(src: str, mode: str, args) -> dict:
     if args.no_lane:
         env["REPRAM_NO_EXTENSIONS"] = "1"
     p = subprocess.run([sys.executable, "-c", CHILD, src, mode, str(args.n), str(args.reps),
-                        args.pipelines], capture_output=True, text=True, env=env, cwd="/")
+                        args.pipelines, HERE], capture_output=True, text=True, env=env, cwd="/")
     if p.returncode:
         raise SystemExit("child %s %s failed:\n%s" % (src, mode, p.stderr[-3000:]))
     return json.loads(p.stdout)

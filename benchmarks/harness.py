@@ -286,6 +286,20 @@ def _encode_command(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+class DropTransport:
+    """An asyncio transport that drops what is written: for feeding a
+    repram_resp Client in process (Client(server).connection_made(t))."""
+
+    def write(self, data) -> None: pass
+    def set_write_buffer_limits(self, **kw) -> None: pass
+    def pause_reading(self) -> None: pass
+    def resume_reading(self) -> None: pass
+    def close(self) -> None: pass
+    def is_closing(self) -> bool: return False
+    def get_write_buffer_size(self) -> int: return 0
+    def get_extra_info(self, name, default=None): return ("127.0.0.1", 1)
+
+
 def encode_command(*args: Any) -> bytes:
     """RESP-encode one command (non-bytes arguments go through str())."""
     return _encode_command(args)

@@ -22,20 +22,9 @@ from repram_resp.config import load  # noqa: E402
 from repram_resp.server import Server  # noqa: E402
 from repram_resp.connection import Client  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import DropTransport as Sink, encode_command as enc  # noqa: E402
 
-class Sink:
-    def write(self, b): pass
-    def set_write_buffer_limits(self, **k): pass
-    def pause_reading(self): pass
-    def resume_reading(self): pass
-    def close(self): pass
-    def is_closing(self): return False
-    def get_write_buffer_size(self): return 0
-    def get_extra_info(self, k, default=None): return ("127.0.0.1", 1)
-
-
-def enc(*argv):
-    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
 
 mode, n, P, cmdname = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 

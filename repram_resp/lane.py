@@ -119,36 +119,24 @@ whole suite with and without it.
 from __future__ import annotations
 
 import logging
-import os
+
+from .native import NO_EXTENSIONS_ENV, REQUIRE_EXTENSIONS_ENV, load_extension  # noqa: F401 (tests use them)
 
 log = logging.getLogger("repram")
 
-NO_EXTENSIONS_ENV = "REPRAM_NO_EXTENSIONS"        # "1": never load the lane
-REQUIRE_EXTENSIONS_ENV = "REPRAM_REQUIRE_EXTENSIONS"   # "1": fail if it cannot load (CI)
-
 execute = None          # _lane.execute when the extension is loaded
 stream = None           # _lane.stream (the replicated stream on a receiving peer)
-why_not = ""            # why it is not, for the startup log line
 
-if os.environ.get(NO_EXTENSIONS_ENV, "") not in ("", "0"):
-    why_not = "%s is set" % NO_EXTENSIONS_ENV
-else:
-    try:
-        from . import _lane
-    except ImportError as exc:
-        if os.environ.get(REQUIRE_EXTENSIONS_ENV, "") not in ("", "0"):
-            raise ImportError("%s=1 but the fast lane extension does not load: %s"
-                              % (REQUIRE_EXTENSIONS_ENV, exc)) from exc
-        why_not = "the compiled extension is not built (%s)" % exc
-    else:
-        from . import commands
-        if _lane.HIST_BUCKETS != commands.HIST_BUCKETS:
-            raise ImportError("the fast lane was built for %d histogram buckets, commands has %d: rebuild it"
-                              % (_lane.HIST_BUCKETS, commands.HIST_BUCKETS))
-        _lane.set_commands(commands.TABLE[b"get"], commands.TABLE[b"set"])
-        commands.stats_sync = _lane.flush_stats     # its runs' statistics, kept in C
-        execute = _lane.execute
-        stream = _lane.stream
+_lane, why_not = load_extension("_lane", "the fast lane extension")   # why_not: for the startup log line
+if _lane is not None:
+    from . import commands
+    if _lane.HIST_BUCKETS != commands.HIST_BUCKETS:
+        raise ImportError("the fast lane was built for %d histogram buckets, commands has %d: rebuild it"
+                          % (_lane.HIST_BUCKETS, commands.HIST_BUCKETS))
+    _lane.set_commands(commands.TABLE[b"get"], commands.TABLE[b"set"])
+    commands.stats_sync = _lane.flush_stats     # its runs' statistics, kept in C
+    execute = _lane.execute
+    stream = _lane.stream
 
 AVAILABLE = execute is not None
 

@@ -14,25 +14,30 @@ error.  The Python paths are the specification; tests compare the two.
 
 from __future__ import annotations
 
+import importlib
 import os
 
-# The lane's variables (lane.py; not imported from there: lane.py loads the
-# command table, which imports glob.py, which imports this module).
-NO_EXTENSIONS_ENV = "REPRAM_NO_EXTENSIONS"
-REQUIRE_EXTENSIONS_ENV = "REPRAM_REQUIRE_EXTENSIONS"
+NO_EXTENSIONS_ENV = "REPRAM_NO_EXTENSIONS"             # "1": never load an extension
+REQUIRE_EXTENSIONS_ENV = "REPRAM_REQUIRE_EXTENSIONS"   # "1": fail if one cannot load (CI)
 
-Glob = Bulk = None
-why_not = ""
 
-if os.environ.get(NO_EXTENSIONS_ENV, "") not in ("", "0"):
-    why_not = "%s is set" % NO_EXTENSIONS_ENV
-else:
+def load_extension(name: str, what: str):
+    """Import the compiled module repram_resp.<name> under the rules above:
+    (module, "") or (None, why it is not loaded).  Shared with lane.py (this
+    module imports nothing of the package, so the command table's imports
+    can reach it first)."""
+    if os.environ.get(NO_EXTENSIONS_ENV, "") not in ("", "0"):
+        return None, "%s is set" % NO_EXTENSIONS_ENV
     try:
-        from ._native import Bulk, Glob
+        return importlib.import_module("." + name, __package__), ""
     except ImportError as exc:
         if os.environ.get(REQUIRE_EXTENSIONS_ENV, "") not in ("", "0"):
-            raise ImportError("%s=1 but the _native extension does not load: %s"
-                              % (REQUIRE_EXTENSIONS_ENV, exc)) from exc
-        why_not = "the compiled extension is not built (%s)" % exc
+            raise ImportError("%s=1 but %s does not load: %s" % (REQUIRE_EXTENSIONS_ENV, what, exc)) from exc
+        return None, "the compiled extension is not built (%s)" % exc
+
+
+_native, why_not = load_extension("_native", "the _native extension")
+Glob = _native.Glob if _native is not None else None
+Bulk = _native.Bulk if _native is not None else None
 
 AVAILABLE = Glob is not None
