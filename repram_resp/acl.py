@@ -418,6 +418,9 @@ _CHANNEL_CMDS = {"publish": (1, 2, False), "spublish": (1, 2, False), "subscribe
 
 
 _plans: dict = {}
+# commands.docs, imported by the first _key_plan (the command table imports
+# this module, so it cannot be imported at the top); _keys uses it after.
+_docs = None
 _GENERAL = object()
 
 
@@ -434,9 +437,11 @@ def _key_plan(full: str, argv):
     """The command's key specs compiled once: [(first, lastkey, keystep,
     limit, flags)] when every spec is index + range (nearly all commands;
     flags -1: SET's, which depend on GET), else _GENERAL (docs.get_keys)."""
+    global _docs
     plan = _plans.get(full)
     if plan is None:
         from .commands import docs
+        _docs = docs
         try:
             info = docs.resolve(argv)
         except docs.GetKeysError:
@@ -465,12 +470,7 @@ def _keys(cmd, argv, full):
     if plan is not _GENERAL:
         out = []
         for first, last, step, limit, f in plan:
-            if last >= 0:
-                end = first + last
-            elif not limit:
-                end = n + last
-            else:
-                end = first + ((n - first) // limit + last)
+            end = _docs.range_end(first, last, limit, n)
             if f < 0:       # SET: RW with GET, else OW (Redis's setGetKeys)
                 f = ALL if any(a.upper() == b"GET" for a in argv[3:]) else WRITE
             for j in range(first, min(end, n - 1) + 1, step):

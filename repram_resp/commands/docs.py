@@ -248,6 +248,17 @@ def get_keys(args: list) -> list[tuple[bytes, list[str]]]:
     return out
 
 
+def range_end(first: int, last: int, limit: int, n: int) -> int:
+    """The last key index of a ``range`` key spec over n arguments (Redis's
+    getKeysUsingKeySpecs): ``lastkey`` counts from ``first``, or from the end
+    when negative (divided by ``limit`` when it is set)."""
+    if last >= 0:
+        return first + last
+    if not limit:
+        return n + last
+    return first + ((n - first) // limit + last)
+
+
 def _keys_by_specs(info, specs, args, arity, n):
     invalid = GetKeysError("ERR Invalid arguments specified for command")
     out = []
@@ -270,12 +281,7 @@ def _keys_by_specs(info, specs, args, arity, n):
         ftype, fspec = _mget(fk, "type"), _mget(fk, "spec")
         if ftype == "range":
             last, step, limit = _mget(fspec, "lastkey"), _mget(fspec, "keystep"), _mget(fspec, "limit")
-            if last >= 0:
-                end = first + last
-            elif not limit:
-                end = n + last
-            else:
-                end = first + ((n - first) // limit + last)
+            end = range_end(first, last, limit, n)
         elif ftype == "keynum":
             numidx = first + _mget(fspec, "keynumidx")
             if numidx >= n:
