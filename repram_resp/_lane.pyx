@@ -27,7 +27,7 @@ from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLon
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from time import monotonic as _monotonic
 
@@ -245,6 +245,194 @@ cdef inline int _name(const unsigned char* p, Py_ssize_t s):
 
 # -- the lane -------------------------------------------------------------------
 
+# -- the digest ledger (cluster/ledger.py: PyLedger is the specification) ----
+#
+# Constants as ledger.py's (tests/test_ledger.py compares the two).
+cdef enum:
+    L_BUCKET_BITS = 11
+    L_BUCKETS = 2048
+    L_VQ_SHIFT = 23                 # QUANTUM_SHIFT 7 + LOGICAL_BITS 16
+    L_SNAPSHOTS_KEPT = 32
+    L_FUTURE_QUANTA_MAX = 1024
+    L_PENDING_MAX = 4000000
+
+cdef extern from "Python.h":
+    unsigned long long PyLong_AsUnsignedLongLongMask(object o) except? <unsigned long long>-1
+
+cdef unsigned int _crc_table[256]
+
+
+cdef void _crc_init():
+    cdef unsigned int c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320U ^ (c >> 1)) if c & 1 else (c >> 1)
+        _crc_table[n] = c
+
+
+_crc_init()
+
+
+cdef inline unsigned int _crc32(const unsigned char* p, Py_ssize_t n) nogil:
+    # == zlib.crc32
+    cdef unsigned int c = 0xFFFFFFFFU
+    cdef Py_ssize_t i
+    for i in range(n):
+        c = _crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFFU
+
+
+cdef inline unsigned int _adler32(const unsigned char* p, Py_ssize_t n) nogil:
+    # == zlib.adler32 (reduced every 5552 bytes, as zlib does)
+    cdef unsigned int a = 1, b = 0
+    cdef Py_ssize_t i = 0, k
+    while i < n:
+        k = n - i if n - i < 5552 else 5552
+        while k > 0:
+            a += p[i]
+            b += a
+            i += 1
+            k -= 1
+        a %= 65521
+        b %= 65521
+    return (b << 16) | a
+
+
+cdef inline unsigned long long _contrib(unsigned long long h, unsigned long long v) nogil:
+    # == ledger.contribution
+    cdef unsigned long long z
+    if v == 0:
+        return 0
+    z = h ^ (v * 0x9E3779B97F4A7C15ULL)
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef struct _Change:
+    long long q
+    unsigned long long d
+    unsigned int b
+
+
+cdef class Ledger:
+    """ledger.PyLedger in C: the same digests, snapshots and bounds."""
+    cdef unsigned long long dig[L_BUCKETS]
+    cdef long long settled
+    cdef _Change* pend
+    cdef Py_ssize_t npend, cap
+    cdef public object snapshots
+    cdef public long long changes, folded_early
+
+    def __cinit__(self):
+        self.settled = -1
+        self.pend = NULL
+        self.npend = 0
+        self.cap = 0
+        self.snapshots = {}
+        self.changes = 0
+        self.folded_early = 0
+        memset(self.dig, 0, sizeof(self.dig))
+
+    def __dealloc__(self):
+        free(self.pend)
+
+    cdef int _note(self, const unsigned char* k, Py_ssize_t n, unsigned long long old,
+                   unsigned long long new, unsigned long long tag) except -1:
+        cdef unsigned int c, b
+        cdef unsigned long long h, d
+        cdef long long q, s
+        cdef _Change* np
+        if old == new:
+            return 0
+        c = _crc32(k, n)
+        h = ((<unsigned long long>c) << 32) | _adler32(k, n)
+        d = _contrib(h, old) ^ _contrib(h, new)
+        b = c >> (32 - L_BUCKET_BITS)
+        self.changes += 1
+        q = <long long>(tag >> L_VQ_SHIFT)
+        s = self.settled
+        if s < 0 or q < s or q - s > L_FUTURE_QUANTA_MAX:
+            self.dig[b] ^= d
+            return 0
+        if self.npend == self.cap:
+            np = <_Change*>realloc(self.pend, (self.cap * 2 + 1024) * sizeof(_Change))
+            if np == NULL:
+                raise MemoryError()
+            self.pend = np
+            self.cap = self.cap * 2 + 1024
+        self.pend[self.npend].q = q
+        self.pend[self.npend].d = d
+        self.pend[self.npend].b = b
+        self.npend += 1
+        if self.npend > L_PENDING_MAX:
+            self._fold_oldest()
+        return 0
+
+    def note(self, bytes key, old, new, tag):
+        self._note(<const unsigned char*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
+                   PyLong_AsUnsignedLongLongMask(old), PyLong_AsUnsignedLongLongMask(new),
+                   PyLong_AsUnsignedLongLongMask(tag))
+
+    cdef void _fold_upto(self, long long q):
+        """Fold every pending change of a quantum <= q into the digests."""
+        cdef Py_ssize_t i, w = 0
+        for i in range(self.npend):
+            if self.pend[i].q <= q:
+                self.dig[self.pend[i].b] ^= self.pend[i].d
+            else:
+                self.pend[w] = self.pend[i]
+                w += 1
+        self.npend = w
+
+    cdef void _fold_oldest(self):
+        cdef Py_ssize_t i
+        cdef long long q = self.pend[0].q
+        cdef Py_ssize_t before = self.npend
+        for i in range(self.npend):
+            if self.pend[i].q < q:
+                q = self.pend[i].q
+        self._fold_upto(q)
+        self.folded_early += before - self.npend
+
+    def advance(self, long long j):
+        cdef long long s = self.settled
+        if s < 0:
+            self._fold_upto(1LL << 62)
+            self.settled = j
+            self.snapshots[j] = PyBytes_FromStringAndSize(<const char*>self.dig, sizeof(self.dig))
+            return
+        if j <= s:
+            return
+        if j - s > L_SNAPSHOTS_KEPT:
+            self._fold_upto(j - L_SNAPSHOTS_KEPT - 1)
+            s = j - L_SNAPSHOTS_KEPT
+        while s < j:
+            self._fold_upto(s)
+            s += 1
+            self.snapshots[s] = PyBytes_FromStringAndSize(<const char*>self.dig, sizeof(self.dig))
+        self.settled = j
+        for old in [q for q in self.snapshots if q <= j - L_SNAPSHOTS_KEPT]:
+            del self.snapshots[old]
+
+    def snapshot(self, long long j):
+        if j > self.settled:
+            self.advance(j)
+        return self.snapshots.get(j)
+
+    def latest(self):
+        return self.settled
+
+    @property
+    def npending(self):
+        return self.npend
+
+    @property
+    def digests(self):
+        return PyBytes_FromStringAndSize(<const char*>self.dig, sizeof(self.dig))
+
+
 def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssize_t max_bytes):
     """Run the lane over data; see the module header and lane.py."""
     # Per-client conditions (the caller checked server.lane_ok and that no
@@ -314,6 +502,9 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
     cdef object key, value, entry, old_value
     cdef bint trivial
     cdef long long ob
+    cdef unsigned long long ov
+    ledger = ks.ledger
+    cdef Ledger cledger = ledger if type(ledger) is Ledger else None
 
     try:
         while pos < end and out.n < out_limit and ncmds < max_cmds and pos < max_bytes:
@@ -478,6 +669,13 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                 if version <= hlc_last:
                     version = hlc_last + 1
                 hlc_last = version
+                if ledger is not None:
+                    # Keyspace.put's note (cluster/ledger.py)
+                    ov = PyLong_AsUnsignedLongLongMask(<object>PyTuple_GET_ITEM(entry, 2))
+                    if cledger is not None:
+                        cledger._note(p + ks_, kn, ov, version, version)
+                    else:
+                        ledger.note(key, (<tuple>entry)[2], version, version)
                 PyDict_SetItem(store, key, (value, PyLong_FromLongLong(deadline),
                                             PyLong_FromLongLong(version), sched_obj))
                 # Keyspace._ext (DBSIZE's count of keys extended past their
@@ -809,6 +1007,8 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     floors = ks.floors
     watched = ks.on_write
     used = ks.used_bytes
+    ledger = ks.ledger
+    cdef Ledger cledger = ledger if type(ledger) is Ledger else None
     i = body
     for j in range(nent):
         i = _fbulk(p, i, &ks_, &kn)
@@ -856,6 +1056,12 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
             # as the collector itself would on its first pass: less GC work.)
             entry = (value, PyLong_FromLongLong(local), PyLong_FromLongLong(version), sched_obj)
             PyObject_GC_UnTrack(entry)
+            if ledger is not None:
+                # Keyspace.put's note (cluster/ledger.py)
+                if cledger is not None:
+                    cledger._note(p + ks_, kn, <unsigned long long>ov, version, version)
+                else:
+                    ledger.note(key, ov, version, version)
             PyDict_SetItem(store, key, entry)
             used += vn - PyBytes_GET_SIZE(old_value)
             ob = sched >> BUCKET_SHIFT
@@ -1004,3 +1210,4 @@ def stream(link, data):
         link.lane_hold = None
         link.lane_pending = 0
     return None
+

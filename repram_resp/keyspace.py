@@ -148,6 +148,10 @@ class Keyspace:
         self.floors_recorded = 0
         self.floors_retired = 0
         self.floors_retired_early = 0
+        # The digest ledger (cluster/ledger.py), set by the cluster layer:
+        # every change of a key's state (the version of its entry, else of
+        # its floor) is noted in it, tagged with the instant it happened.
+        self.ledger = None
 
     # -- reads ---------------------------------------------------------------
 
@@ -194,6 +198,8 @@ class Keyspace:
             self.used_bytes += size
             data[key] = (value, deadline, version, self._schedule(key, nb))
             self.index.add(key)
+            if self.ledger is not None:
+                self.ledger.note(key, self.floors.get(key, 0) if self.floors else 0, version, version)
             w = self.on_write
             if w is not None and key in w:
                 self.write_hook(key, True)
@@ -230,6 +236,8 @@ class Keyspace:
                 else:
                     self._ext_add(ob, key)
             data[key] = (value, deadline, version, sched)
+        if self.ledger is not None:
+            self.ledger.note(key, old[2], version, version)
         w = self.on_write
         if w is not None and key in w:
             self.write_hook(key, created)
@@ -322,6 +330,17 @@ class Keyspace:
         return dropped
 
     def add_floor(self, key: bytes, version: int, now: int) -> None:
+        led = self.ledger
+        if led is None or key in self.data:
+            self._add_floor(key, version, now)
+            return
+        old = self.floors.get(key, 0)
+        self._add_floor(key, version, now)
+        new = self.floors.get(key, 0)
+        if new != old:
+            led.note(key, old, new, new)      # tagged as the write it stands for
+
+    def _add_floor(self, key: bytes, version: int, now: int) -> None:
         retire = (version >> LOGICAL_BITS) + self.floor_retention_ms
         if retire <= now or retire <= self.floor_horizon_ms:
             return
@@ -354,6 +373,10 @@ class Keyspace:
         if self.floors.get(key) == version:
             del self.floors[key]
             self.floor_index.remove(key)
+            if self.ledger is not None and key not in self.data:
+                # at its retire time, even when retired early: that is when
+                # every other node drops it
+                self.ledger.note(key, version, 0, retire << LOGICAL_BITS)
             return retire
         return None
 
@@ -466,7 +489,11 @@ class Keyspace:
         self.used_bytes -= len(key) + len(e[0]) + ENTRY_OVERHEAD_BYTES
         self.expired_keys += 1
         if self.floor_retention_ms:
-            self.add_floor(key, e[2], e[1])
+            self._add_floor(key, e[2], e[1])
+        if self.ledger is not None:
+            # Normally a floor of the same version: no change.  Without one,
+            # the key's state ends at its deadline.
+            self.ledger.note(key, e[2], self.floors.get(key, 0), e[1] << LOGICAL_BITS)
         if self.on_expired is not None:
             self.on_expired(key)
 

@@ -63,11 +63,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 import time
 from array import array
 from collections import deque
 from itertools import islice
 
+from . import ledger as lg
 from . import messages as m
 from .replicator import CATCHUP_CHUNK_BYTES
 
@@ -81,6 +83,8 @@ ROUND_TIMEOUT_S = 30.0      # a peer that never answers a round no longer holds 
 QUEUE_FRAMES_MAX = 100_000  # AE / AEGET frames a peer may have queued with us
 FETCH_KEYS = 1000           # keys per AEGET frame
 SETTLE_MS = 500             # versions younger than this are in flight: left out of digests
+LEDGER_LAG_QUANTA = 1       # a ledger round compares the snapshot one quantum before the settled one
+LEDGER_AHEAD_MS = 1000      # a peer's snapshot is taken on demand up to this far ahead of our clock
 
 
 def _chunk(ks, lo: bytes, lo_inclusive: bool, hi, n: int):
@@ -162,6 +166,15 @@ def summary_bytes(ks, keys, now: int, cutoff: int | None = None) -> bytes:
     return b"".join(keys) + array("Q", map(len, keys)).tobytes() + tail
 
 
+def _wire(snapshot: bytes) -> bytes:
+    """A ledger snapshot (native 64-bit words) as sent (little-endian), and back."""
+    if sys.byteorder == "little":
+        return snapshot
+    a = array("Q", snapshot)
+    a.byteswap()
+    return a.tobytes()
+
+
 def new_digest():
     return hashlib.blake2b(digest_size=16)
 
@@ -206,13 +219,15 @@ class AntiEntropy:
         self.stats = dict.fromkeys((
             "rounds", "ranges_sent", "ranges_differing_served", "keys_sent", "floors_sent",
             "ranges_repaired_here", "floors_received", "floors_applied", "summary_keys_sent",
-            "summary_keys_received", "keys_fetched"), 0)
+            "summary_keys_received", "keys_fetched", "ledger_rounds", "range_rounds",
+            "ledger_buckets_differing", "ledger_no_snapshot"), 0)
         self.last_walk_ms = 0.0
         self.last_round_ms = 0.0
         self.last_links = 0
         self.busy_s = 0.0                # CPU our rounds cost (here and, as reported, at the peers)
         self.cutoffs: dict = {}          # round id -> its version cutoff (the last few rounds)
         self.last_busy_ms = 0.0
+        self.range_next: set = set()     # links to compare by range walk next round (no snapshot)
 
     # -- receiver: rounds -----------------------------------------------------
 
@@ -229,7 +244,15 @@ class AntiEntropy:
         """Run a round soon (after a catch-up: every (re)connect)."""
         self.next_at = 0.0
 
+    def advance_ledger(self) -> None:
+        """Take the ledger's snapshots up to SETTLE_MS ago (every tick,
+        anti-entropy on or off: that is what keeps its pending changes few)."""
+        led = self.server.keyspace.ledger
+        if led is not None:
+            led.advance(lg.quantum_of_ms(self.server.clock() - SETTLE_MS))
+
     def tick(self, now: float) -> None:
+        self.advance_ledger()
         if self.interval_s() <= 0 or self.task is not None:
             return
         if self.pending:
@@ -254,16 +277,38 @@ class AntiEntropy:
         self.last_busy_ms = self.busy_s * 1000.0
         self.busy_s = 0.0
         self.next_at = now + max(self.interval_s(), pace)
+        if self.range_next:
+            self.next_at = now                 # a peer could not compare our snapshot
+
+    def _ledger_round(self, rid: int, links) -> list:
+        """Send the ledger's snapshot to the links that take it; returns the
+        links left for a range walk (none normally)."""
+        led = self.server.keyspace.ledger
+        walk = [lk for lk in links if lk in self.range_next]
+        self.range_next.difference_update(walk)
+        rest = [lk for lk in links if lk not in walk]
+        if led is None or not rest:
+            return links
+        # From our clock, not the ledger's newest snapshot: a peer whose
+        # clock is ahead may have had us take later ones (_serve_ledger).
+        j = lg.quantum_of_ms(self.server.clock() - SETTLE_MS) - LEDGER_LAG_QUANTA
+        snap = led.snapshot(j)
+        if snap is None:
+            return links
+        cutoff = lg.cutoff_of(j)
+        self.cutoffs[rid] = cutoff
+        data = m.encode_aed(rid, cutoff, _wire(snap))
+        for lk in rest:
+            lk.write(data)
+            self.pending[lk] = rid
+        self.stats["ledger_rounds"] += 1
+        return walk
 
     async def _round(self, links) -> None:
         ks = self.server.keyspace
         clock = self.server.clock
         self.round_id += 1
         rid = self.round_id
-        # One cutoff for the whole round, on both sides: a range that saw no
-        # write since (cutoff + in-flight time) digests the same everywhere.
-        cutoff = default_cutoff(clock())
-        self.cutoffs[rid] = cutoff
         for old in [r for r in self.cutoffs if r < rid - 4]:
             del self.cutoffs[old]
         self.round_started = time.monotonic()
@@ -271,6 +316,17 @@ class AntiEntropy:
         self.stats["rounds"] += 1
         walk_s = 0.0
         try:
+            t = time.thread_time()
+            links = self._ledger_round(rid, links)
+            walk_s += time.thread_time() - t
+            if not links:
+                return
+            self.stats["range_rounds"] += 1
+            # One cutoff for the whole round, on both sides: a range that saw no
+            # write since (cutoff + in-flight time) digests the same everywhere.
+            # (A ledger round to other links has its own: this walk is
+            # answered by these links alone, and they read it from the AE frames.)
+            cutoff = self.cutoffs.setdefault(rid, default_cutoff(clock()))
             start, first = b"", True
             batch: list = []
             live = list(links)
@@ -316,12 +372,20 @@ class AntiEntropy:
         # The peer's CPU answering our rounds (digests, summaries, fetches)
         # counts toward our pace: it is work our rounds caused.
         self.busy_s += min(max(cpu_us, 0), 60_000_000) / 1e6
+        if differing < 0:
+            # A ledger round the peer could not compare (no such snapshot:
+            # clocks far apart): the next round walks ranges with it, soon.
+            differing = 0
+            self.stats["ledger_no_snapshot"] += 1
+            if self.pending.get(link) == rid:
+                self.range_next.add(link)      # _round_over: the next round soon
         if self.pending.get(link) == rid:
             del self.pending[link]
             self.stats["ranges_repaired_here"] += differing
             if differing and log.isEnabledFor(logging.INFO):
-                log.info("anti-entropy with %s: %d range%s differed; %d entries, %d floors received",
-                         link.describe(), differing, "" if differing == 1 else "s", keys, floors)
+                log.info("anti-entropy with %s: %d range%s or bucket%s differed; "
+                         "%d entries, %d floors received", link.describe(), differing,
+                         *(("", "") if differing == 1 else ("s", "s")), keys, floors)
             if not self.pending and self.task is None:
                 self._round_over(time.monotonic())
 
@@ -360,6 +424,22 @@ class AntiEntropy:
         if len(q) >= QUEUE_FRAMES_MAX:
             raise m.MessageError("AE: more than %d frames queued" % QUEUE_FRAMES_MAX)
         q.append((rid, last, cutoff, ranges))
+        if link.ae_task is None:
+            link.ae_task = asyncio.ensure_future(self._serve(link))
+
+    def on_aed(self, link, f: list) -> None:
+        """AED: a peer's ledger snapshot, compared in _serve."""
+        rid, cutoff, dig = m.decode_aed(f, lg.BUCKETS * 8)
+        c = self.cluster
+        if link.peer is None or link.peer.enclave != c.enclave:
+            link.write(m.frame(m.AEEND, rid, 0, 0, 0, 0))
+            return
+        q = link.ae_queue
+        if q is None:
+            q = link.ae_queue = deque()
+        if len(q) >= QUEUE_FRAMES_MAX:
+            raise m.MessageError("AED: more than %d frames queued" % QUEUE_FRAMES_MAX)
+        q.append((rid, True, cutoff, dig))
         if link.ae_task is None:
             link.ae_task = asyncio.ensure_future(self._serve(link))
 
@@ -414,6 +494,13 @@ class AntiEntropy:
                     else:
                         await asyncio.sleep(0)
                     continue
+                if ranges.__class__ is bytes:     # AED: a ledger snapshot
+                    n = await self._serve_ledger(link, rid, cutoff, ranges)
+                    if n < 0:
+                        cnt[0] = -1
+                    else:
+                        cnt[0] += n
+                    ranges = ()
                 for j, (lo, hi, dig) in enumerate(ranges):
                     if await self._digest(link, lo, hi, cutoff) != dig:
                         cnt[0] += 1
@@ -430,7 +517,7 @@ class AntiEntropy:
                     cpu_us = int(link.ae_cpu * 1e6)
                     link.ae_cpu = 0.0
                     link.write(m.frame(m.AEEND, rid, cnt[0], cnt[1], cnt[2], cpu_us))
-                    self.stats["ranges_differing_served"] += cnt[0]
+                    self.stats["ranges_differing_served"] += max(cnt[0], 0)
                     cnt[:] = [0, 0, 0]
         except asyncio.CancelledError:
             raise
@@ -439,6 +526,52 @@ class AntiEntropy:
             link.abort("anti-entropy failed")
         finally:
             link.ae_task = None
+
+    async def _serve_ledger(self, link, rid: int, cutoff: int, theirs: bytes) -> int:
+        """Compare a peer's ledger snapshot with ours; summarise (AES) our
+        keys in the buckets that differ.  Returns how many differ, -1 if we
+        have no snapshot at that cutoff.  The keys of a bucket are found by
+        walking the index (a difference is rare: a write lost or late, a
+        conflict, a floor retired early), CHUNK_KEYS a turn."""
+        t = time.thread_time()
+        led = self.server.keyspace.ledger
+        j = (cutoff + 1) >> lg.VERSION_QUANTUM_SHIFT
+        # A snapshot ahead of ours is taken now, if the peer's clock is not
+        # far ahead of ours (the writes it holds may not all have come yet).
+        ok = (led is not None and lg.cutoff_of(j) == cutoff
+              and j <= lg.quantum_of_ms(self.server.clock() + LEDGER_AHEAD_MS))
+        mine = led.snapshot(j) if ok else None
+        if mine is None:
+            return -1
+        theirs = _wire(theirs)       # to native order (a no-op on little-endian)
+        if mine == theirs:
+            link.ae_cpu += time.thread_time() - t
+            return 0
+        buckets = set(lg.differing_buckets(mine, theirs))
+        link.ae_cpu += time.thread_time() - t
+        self.stats["ledger_buckets_differing"] += len(buckets)
+        ks = self.server.keyspace
+        floor_entry = m.floor_entry
+        cur, inclusive = b"", True
+        while link.state == "ready":
+            t = time.thread_time()
+            keys, complete = _chunk(ks, cur, inclusive, None, CHUNK_KEYS)
+            sel = lg.select_keys(keys, buckets)
+            if sel:
+                sk, vs = top_versions(ks, sel, self.server.clock(), cutoff)
+                if sk:
+                    link.write(m.summary_head(rid, len(sk))
+                               + b"".join([floor_entry(k, v) for k, v in zip(sk, vs)]))
+                    self.stats["summary_keys_sent"] += len(sk)
+            link.ae_cpu += time.thread_time() - t
+            if complete or not keys:
+                break
+            cur, inclusive = keys[-1], False
+            if link.paused:
+                await link.drained()
+            else:
+                await asyncio.sleep(0)
+        return len(buckets)
 
     async def _digest(self, link, lo: bytes, hi, cutoff: int) -> bytes:
         ks = self.server.keyspace
@@ -517,6 +650,7 @@ class AntiEntropy:
 
     def info_fields(self) -> list:
         ks = self.server.keyspace
+        led = ks.ledger
         st = self.stats
         return [
             ("repl_anti_entropy_interval_ms", self.server.config.cluster_anti_entropy_interval_ms),
@@ -532,6 +666,13 @@ class AntiEntropy:
             ("repl_anti_entropy_summary_keys_sent", st["summary_keys_sent"]),
             ("repl_anti_entropy_summary_keys_received", st["summary_keys_received"]),
             ("repl_anti_entropy_keys_fetched", st["keys_fetched"]),
+            ("repl_anti_entropy_ledger_rounds", st["ledger_rounds"]),
+            ("repl_anti_entropy_range_rounds", st["range_rounds"]),
+            ("repl_anti_entropy_buckets_differing", st["ledger_buckets_differing"]),
+            ("repl_anti_entropy_no_snapshot", st["ledger_no_snapshot"]),
+            ("ledger_changes", led.changes if led is not None else 0),
+            ("ledger_pending", led.npending if led is not None else 0),
+            ("ledger_folded_early", led.folded_early if led is not None else 0),
             ("repl_floors_received", st["floors_received"]),
             ("repl_floors_applied", st["floors_applied"]),
             ("version_floors", len(ks.floors)),

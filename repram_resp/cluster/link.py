@@ -424,6 +424,10 @@ class Link(asyncio.Protocol):
             if not self.dialer:
                 raise m.MessageError("anti-entropy request on the receiver's own link")
             c.antientropy.on_ae(self, f)
+        elif kind == m.AED:
+            if not self.dialer:
+                raise m.MessageError("anti-entropy request on the receiver's own link")
+            c.antientropy.on_aed(self, f)
         elif kind == m.AES:
             if self.dialer:
                 raise m.MessageError("anti-entropy summary on the sender's own link")

@@ -53,6 +53,7 @@ AE = b"AE"              # receiver -> sender: digests of key ranges (anti-entrop
 AEEND = b"AEEND"        # sender -> receiver: an anti-entropy round is answered
 AES = b"AES"            # sender -> receiver: (key, version) of a range that differs
 AEGET = b"AEGET"        # receiver -> sender: send me these keys (entries or floors)
+AED = b"AED"            # receiver -> sender: the digest ledger's snapshot (anti-entropy)
 
 ENTRY_FIELDS = 4        # key, value, deadline_ms, version
 BATCH_HEAD = 4          # B origin first_offset sent_ms
@@ -303,6 +304,21 @@ def decode_ae(f: list):
             raise MessageError("AE: digest longer than 64 bytes")
         out.append((lo, hi if hi else None, dig))
     return rid, bool(last), cutoff, out
+
+
+def encode_aed(round_id: int, cutoff: int, digests: bytes) -> bytes:
+    """A ledger round (ledger.py): the snapshot whose newest version is
+    ``cutoff``, its bucket digests as little-endian 64-bit words."""
+    return frame(AED, round_id, b"%d" % cutoff, digests)
+
+
+def decode_aed(f: list, size: int):
+    """(round, cutoff, digests) from an AED frame; digests must be size bytes."""
+    need(f, 4, "AED")
+    dig = as_bytes(f[3], "digests")
+    if len(dig) != size:
+        raise MessageError("AED: digests of %d bytes, not %d" % (len(dig), size))
+    return as_int(f[1], "round"), as_version(f[2]), dig
 
 
 def encode_cu(sync_id: int, entries) -> bytes:

@@ -31,6 +31,7 @@ import uuid
 from .. import errors
 from ..clock import wall_ms
 from . import messages as m
+from . import ledger
 from .antientropy import AntiEntropy
 from .link import HANDSHAKE, READY, Link
 from .membership import DOWN, NEW, SUSPECT, UP, Peer, Seed, backoff_s, parse_address, peer_state
@@ -90,6 +91,10 @@ class Cluster:
         self.replicator = Replicator(self)
         self.local_write = self.replicator.local_write     # the hot path, one lookup
         self.antientropy = AntiEntropy(self)
+        # Every change of the keyspace is noted in the digest ledger from now
+        # on (ledger.py); a keyspace with keys already (not at startup) is
+        # entered as it stands.
+        self.server.keyspace.ledger = ledger.seeded(self.server.keyspace)
         self.stats = dict.fromkeys(("auth_failures", "protocol_errors", "links_accepted",
                                     "dials", "dial_failures", "clock_skew_refusals"), 0)
         self.clock_skew_last = ""       # "node@+5000ms" of the last peer refused for its clock
