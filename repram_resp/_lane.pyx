@@ -433,6 +433,25 @@ cdef class Ledger:
         return PyBytes_FromStringAndSize(<const char*>self.dig, sizeof(self.dig))
 
 
+# The deadline int of the last entry the lane stored, reused by the next one
+# with the same deadline: writes with one TTL in one millisecond (a pipeline,
+# a stream batch) share one int object instead of one each.  Ints are
+# immutable, so nothing can tell -- except the cache: an overwrite reads the
+# old entry's deadline, and the few hundred objects of the last moments stay
+# in it where a hundred thousand distinct ones would not.  (Keyspace.put
+# makes its own; the values are what the store holds either way.)
+cdef object _dl_obj = None
+cdef long long _dl_val = -1
+
+
+cdef inline object _deadline_obj(long long d):
+    global _dl_obj, _dl_val
+    if d != _dl_val or _dl_obj is None:
+        _dl_obj = PyLong_FromLongLong(d)
+        _dl_val = d
+    return _dl_obj
+
+
 def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssize_t max_bytes):
     """Run the lane over data; see the module header and lane.py."""
     # Per-client conditions (the caller checked server.lane_ok and that no
@@ -676,7 +695,7 @@ def execute(client, bytes data, Py_ssize_t out_limit, long long max_cmds, Py_ssi
                         cledger._note(p + ks_, kn, ov, version, version)
                     else:
                         ledger.note(key, (<tuple>entry)[2], version, version)
-                PyDict_SetItem(store, key, (value, PyLong_FromLongLong(deadline),
+                PyDict_SetItem(store, key, (value, _deadline_obj(deadline),
                                             PyLong_FromLongLong(version), sched_obj))
                 # Keyspace._ext (DBSIZE's count of keys extended past their
                 # bucket), as put keeps it: changes only when a key first
@@ -909,6 +928,112 @@ cdef inline Py_ssize_t _fint(const unsigned char* p, Py_ssize_t i, long long* v)
     return after
 
 
+# Prefetching a batch's store lookups (_b_frame).  A peer applies random keys
+# of a big store: every lookup is a few dependent cache misses (the index
+# slot, the entry, the key, then the value tuple and its ints), ~100 ns each
+# here, and they were most of its CPU.  Walking the batch once per step --
+# hash all keys, then prefetch every first index slot, then every entry,
+# then keys and tuples, then the tuples' items -- issues the misses of
+# hundreds of lookups at once instead of one after another; the lookups
+# proper (PyDict_GetItem) then hit the cache.  This reads CPython's dict
+# layout (3.11 and 3.12, the same there), only for addresses to prefetch:
+# no result depends on it, and any other version skips the prefetch.
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    #define REPRAM_DICT_PREFETCH 1
+    typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } repram_dentry;
+    typedef struct {
+        Py_ssize_t dk_refcnt; uint8_t dk_log2_size; uint8_t dk_log2_index_bytes; uint8_t dk_kind;
+        uint32_t dk_version; Py_ssize_t dk_usable; Py_ssize_t dk_nentries; char dk_indices[];
+    } repram_dkeys;
+    typedef struct { PyObject_HEAD Py_ssize_t ma_used; uint64_t ma_version_tag;
+                     repram_dkeys *ma_keys; void *ma_values; } repram_dict;
+    static inline repram_dkeys* repram_dict_keys(PyObject *d) {
+        repram_dict *o = (repram_dict *)d;
+        /* a combined table of general (non-str) keys: what the store is */
+        if (!PyDict_CheckExact(d) || o->ma_values != NULL || o->ma_keys->dk_kind != 0) return NULL;
+        return o->ma_keys;
+    }
+    static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) {
+        size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
+        return k->dk_indices + (i << (k->dk_log2_index_bytes - k->dk_log2_size));
+    }
+    static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) {
+        size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
+        Py_ssize_t ix;
+        switch (k->dk_log2_index_bytes - k->dk_log2_size) {
+            case 0: ix = ((const int8_t *)k->dk_indices)[i]; break;
+            case 1: ix = ((const int16_t *)k->dk_indices)[i]; break;
+            case 2: ix = ((const int32_t *)k->dk_indices)[i]; break;
+            default: ix = ((const int64_t *)k->dk_indices)[i]; break;
+        }
+        if (ix < 0 || ix >= k->dk_nentries) return NULL;
+        return (repram_dentry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
+    }
+    #else
+    #define REPRAM_DICT_PREFETCH 0
+    typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } repram_dentry;
+    typedef struct { int unused; } repram_dkeys;
+    static inline repram_dkeys* repram_dict_keys(PyObject *d) { return NULL; }
+    static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) { return NULL; }
+    static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) { return NULL; }
+    #endif
+    """
+    ctypedef struct repram_dentry:
+        Py_hash_t me_hash
+        PyObject* me_key
+        PyObject* me_value
+    ctypedef struct repram_dkeys:
+        pass
+    repram_dkeys* repram_dict_keys(PyObject* d)
+    const void* repram_dict_slot(repram_dkeys* k, Py_hash_t h)
+    repram_dentry* repram_dict_entry(repram_dkeys* k, Py_hash_t h)
+    void __builtin_prefetch(const void* p) nogil
+    bint PyTuple_CheckExact(PyObject* o)
+    Py_ssize_t PyTuple_GET_SIZE_RAW "PyTuple_GET_SIZE" (PyObject* o)
+    PyObject* PyTuple_GET_ITEM_RAW "PyTuple_GET_ITEM" (PyObject* o, Py_ssize_t i)
+    PyObject* PyList_GET_ITEM_RAW "PyList_GET_ITEM" (object l, Py_ssize_t i)
+
+cdef enum:
+    PREFETCH_MAX = 1024          # entries of a B frame whose lookups are prefetched
+
+
+cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
+    """Prefetch what looking up keys[:n] in store will read (see above)."""
+    cdef repram_dkeys* dk = repram_dict_keys(<PyObject*>store)
+    cdef Py_hash_t hs[PREFETCH_MAX]
+    cdef repram_dentry* es[PREFETCH_MAX]
+    cdef Py_ssize_t j
+    cdef repram_dentry* e
+    cdef PyObject* t
+    if dk == NULL:
+        return 0
+    if n > PREFETCH_MAX:
+        n = PREFETCH_MAX
+    for j in range(n):
+        hs[j] = hash(<object>PyList_GET_ITEM_RAW(keys, j))     # cached in the key, used by the lookup
+        __builtin_prefetch(repram_dict_slot(dk, hs[j]))
+    for j in range(n):
+        e = es[j] = repram_dict_entry(dk, hs[j])
+        if e != NULL:
+            __builtin_prefetch(e)
+    for j in range(n):
+        e = es[j]
+        if e != NULL:
+            __builtin_prefetch(e.me_key)
+            __builtin_prefetch(e.me_value)
+    for j in range(n):
+        e = es[j]
+        if e != NULL and e.me_hash == hs[j]:
+            t = e.me_value
+            if PyTuple_CheckExact(t) and PyTuple_GET_SIZE_RAW(t) == 4:
+                __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 0))
+                __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 1))
+                __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 2))
+    return 0
+
+
 cdef inline int _cmp_tail(long long version, bytes value, long long deadline, object old) except -2:
     """(version, value, deadline) <= (old[2], old[0], old[1]) with the
     versions equal: the Python comparison itself (rare: a duplicate)."""
@@ -1009,6 +1134,15 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     used = ks.used_bytes
     ledger = ks.ledger
     cdef Ledger cledger = ledger if type(ledger) is Ledger else None
+    cdef list keys = []
+    i = body
+    for j in range(nent):
+        i = _fbulk(p, i, &ks_, &kn)
+        i = _fbulk(p, i, &vs, &vn)
+        i = _fint(p, i, &d)
+        i = _fbulk(p, i, &ts, &tn)
+        keys.append(PyBytes_FromStringAndSize(<const char*>p + ks_, kn))
+    _prefetch_lookups(store, keys, nent)
     i = body
     for j in range(nent):
         i = _fbulk(p, i, &ks_, &kn)
@@ -1020,7 +1154,7 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
             version = version * 10 + (p[i] - 48)
         i = q
         local = d + adjust
-        key = PyBytes_FromStringAndSize(<const char*>p + ks_, kn)
+        key = <object>PyList_GET_ITEM_RAW(keys, j)
         value = PyBytes_FromStringAndSize(<const char*>p + vs, vn)
         # Keyspace.apply_remote: last writer wins by (version, value, deadline).
         ep = PyDict_GetItem(store, key)
@@ -1054,7 +1188,7 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
             # Keyspace.put's overwrite of a live key that stays in its bucket.
             # (The tuple holds bytes and ints only, so it is untracked at once,
             # as the collector itself would on its first pass: less GC work.)
-            entry = (value, PyLong_FromLongLong(local), PyLong_FromLongLong(version), sched_obj)
+            entry = (value, _deadline_obj(local), PyLong_FromLongLong(version), sched_obj)
             PyObject_GC_UnTrack(entry)
             if ledger is not None:
                 # Keyspace.put's note (cluster/ledger.py)
