@@ -1022,6 +1022,7 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
         e = es[j]
         if e != NULL:
             __builtin_prefetch(e.me_key)
+            __builtin_prefetch(<char*>e.me_key + 40)    # the key's bytes (objects are 16-aligned)
             __builtin_prefetch(e.me_value)
     for j in range(n):
         e = es[j]
@@ -1031,7 +1032,23 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
                 __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 0))
                 __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 1))
                 __builtin_prefetch(PyTuple_GET_ITEM_RAW(t, 2))
+                __builtin_prefetch(<char*>PyTuple_GET_ITEM_RAW(t, 2) + 24)   # its digits
     return 0
+
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
+    void PyTuple_SET_ITEM_RAW "PyTuple_SET_ITEM" (object t, Py_ssize_t i, PyObject* v)
+    void Py_INCREF_RAW "Py_INCREF" (PyObject* o)
+    void Py_DECREF_RAW "Py_DECREF" (PyObject* o)
+
+
+cdef inline void _tuple_swap(object t, Py_ssize_t i, object v):
+    """t[i] = v in place, for a tuple nothing else can see (see the caller)."""
+    cdef PyObject* was = PyTuple_GET_ITEM_RAW(<PyObject*>t, i)
+    Py_INCREF_RAW(<PyObject*>v)
+    PyTuple_SET_ITEM_RAW(t, i, <PyObject*>v)
+    Py_DECREF_RAW(was)
 
 
 cdef inline int _cmp_tail(long long version, bytes value, long long deadline, object old) except -2:
@@ -1186,17 +1203,26 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
                 continue
         if trivial:
             # Keyspace.put's overwrite of a live key that stays in its bucket.
-            # (The tuple holds bytes and ints only, so it is untracked at once,
-            # as the collector itself would on its first pass: less GC work.)
-            entry = (value, _deadline_obj(local), PyLong_FromLongLong(version), sched_obj)
-            PyObject_GC_UnTrack(entry)
             if ledger is not None:
                 # Keyspace.put's note (cluster/ledger.py)
                 if cledger is not None:
                     cledger._note(p + ks_, kn, <unsigned long long>ov, version, version)
                 else:
                     ledger.note(key, ov, version, version)
-            PyDict_SetItem(store, key, entry)
+            if Py_REFCNT(old) == 2:
+                # Only the store and `old` hold the entry (a 4-tuple, checked
+                # above): nothing can see it change, so its items are
+                # replaced in place -- the state the store below would hold,
+                # without a new tuple and a second lookup.
+                _tuple_swap(old, 0, value)
+                _tuple_swap(old, 1, _deadline_obj(local))
+                _tuple_swap(old, 2, PyLong_FromLongLong(version))
+            else:
+                # (The tuple holds bytes and ints only, so it is untracked at
+                # once, as the collector itself would on its first pass.)
+                entry = (value, _deadline_obj(local), PyLong_FromLongLong(version), sched_obj)
+                PyObject_GC_UnTrack(entry)
+                PyDict_SetItem(store, key, entry)
             used += vn - PyBytes_GET_SIZE(old_value)
             ob = sched >> BUCKET_SHIFT
             if ((local >> BUCKET_SHIFT) > ob) != ((d0 >> BUCKET_SHIFT) > ob):
