@@ -1110,11 +1110,14 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     clock = server.clock
     now = _c_wall_ms() if clock is _wall_ms else clock()
     # Pass 1: every entry is one the lane applies (apply_entries' checks),
-    # and the whole frame fits maxmemory even if every key were new.
+    # and the whole frame fits maxmemory even if every key were new.  (The
+    # keys are made here already, for the prefetch below.)
+    cdef list keys = []
     for j in range(nent):
         i = _fbulk(p, i, &ks_, &kn)
         if i < 0:
             return 0
+        keys.append(PyBytes_FromStringAndSize(<const char*>p + ks_, kn))
         i = _fbulk(p, i, &vs, &vn)
         if i < 0:
             return 0
@@ -1151,14 +1154,6 @@ cdef int _b_frame(object link, object server, const unsigned char* p, Py_ssize_t
     used = ks.used_bytes
     ledger = ks.ledger
     cdef Ledger cledger = ledger if type(ledger) is Ledger else None
-    cdef list keys = []
-    i = body
-    for j in range(nent):
-        i = _fbulk(p, i, &ks_, &kn)
-        i = _fbulk(p, i, &vs, &vn)
-        i = _fint(p, i, &d)
-        i = _fbulk(p, i, &ts, &tn)
-        keys.append(PyBytes_FromStringAndSize(<const char*>p + ks_, kn))
     _prefetch_lookups(store, keys, nent)
     i = body
     for j in range(nent):
