@@ -259,28 +259,50 @@ cdef enum:
 cdef extern from "Python.h":
     unsigned long long PyLong_AsUnsignedLongLongMask(object o) except? <unsigned long long>-1
 
-cdef unsigned int _crc_table[256]
+cdef extern from *:
+    """
+    /* CRC-32 (zlib's), slicing by 8 on little-endian machines. */
+    static uint32_t repram_crc_t[8][256];
+    static void repram_crc_init(void) {
+        for (uint32_t n = 0; n < 256; n++) {
+            uint32_t c = n;
+            for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
+            repram_crc_t[0][n] = c;
+        }
+        for (uint32_t n = 0; n < 256; n++)
+            for (int k = 1; k < 8; k++)
+                repram_crc_t[k][n] = (repram_crc_t[k - 1][n] >> 8) ^ repram_crc_t[0][repram_crc_t[k - 1][n] & 0xFF];
+    }
+    static inline uint32_t repram_crc32(const unsigned char *p, Py_ssize_t n) {
+        uint32_t c = 0xFFFFFFFFU;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (n >= 8) {
+            uint32_t one, two;
+            memcpy(&one, p, 4);
+            memcpy(&two, p + 4, 4);
+            one ^= c;
+            c = repram_crc_t[7][one & 0xFF] ^ repram_crc_t[6][(one >> 8) & 0xFF]
+              ^ repram_crc_t[5][(one >> 16) & 0xFF] ^ repram_crc_t[4][one >> 24]
+              ^ repram_crc_t[3][two & 0xFF] ^ repram_crc_t[2][(two >> 8) & 0xFF]
+              ^ repram_crc_t[1][(two >> 16) & 0xFF] ^ repram_crc_t[0][two >> 24];
+            p += 8;
+            n -= 8;
+        }
+    #endif
+        while (n-- > 0) c = repram_crc_t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFU;
+    }
+    """
+    void repram_crc_init()
+    unsigned int repram_crc32(const unsigned char* p, Py_ssize_t n) nogil
 
 
-cdef void _crc_init():
-    cdef unsigned int c, n, k
-    for n in range(256):
-        c = n
-        for k in range(8):
-            c = (0xEDB88320U ^ (c >> 1)) if c & 1 else (c >> 1)
-        _crc_table[n] = c
-
-
-_crc_init()
+repram_crc_init()
 
 
 cdef inline unsigned int _crc32(const unsigned char* p, Py_ssize_t n) nogil:
     # == zlib.crc32
-    cdef unsigned int c = 0xFFFFFFFFU
-    cdef Py_ssize_t i
-    for i in range(n):
-        c = _crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFFU
+    return repram_crc32(p, n)
 
 
 cdef inline unsigned int _adler32(const unsigned char* p, Py_ssize_t n) nogil:
@@ -955,9 +977,31 @@ cdef extern from *:
         if (!PyDict_CheckExact(d) || o->ma_values != NULL || o->ma_keys->dk_kind != 0) return NULL;
         return o->ma_keys;
     }
+    static inline size_t repram_dict_mask(repram_dkeys *k) { return ((size_t)1 << k->dk_log2_size) - 1; }
     static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) {
         size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
         return k->dk_indices + (i << (k->dk_log2_index_bytes - k->dk_log2_size));
+    }
+    /* The index slot a lookup of hash h probes after slot i (dictobject.c). */
+    static inline size_t repram_dict_next(repram_dkeys *k, Py_hash_t h, size_t i) {
+        size_t perturb = ((size_t)h) >> 5;
+        return (i * 5 + perturb + 1) & (((size_t)1 << k->dk_log2_size) - 1);
+    }
+    static inline const void* repram_dict_slot_at(repram_dkeys *k, size_t i) {
+        return k->dk_indices + (i << (k->dk_log2_index_bytes - k->dk_log2_size));
+    }
+    /* The entry index slot i points to; NULL if empty or a dummy (*empty = 1 if empty). */
+    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i, int *empty) {
+        Py_ssize_t ix;
+        switch (k->dk_log2_index_bytes - k->dk_log2_size) {
+            case 0: ix = ((const int8_t *)k->dk_indices)[i]; break;
+            case 1: ix = ((const int16_t *)k->dk_indices)[i]; break;
+            case 2: ix = ((const int32_t *)k->dk_indices)[i]; break;
+            default: ix = ((const int64_t *)k->dk_indices)[i]; break;
+        }
+        *empty = ix == -1;
+        if (ix < 0 || ix >= k->dk_nentries) return NULL;
+        return (repram_dentry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
     }
     static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) {
         size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
@@ -976,8 +1020,13 @@ cdef extern from *:
     typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } repram_dentry;
     typedef struct { int unused; } repram_dkeys;
     static inline repram_dkeys* repram_dict_keys(PyObject *d) { return NULL; }
+    static inline size_t repram_dict_mask(repram_dkeys *k) { return ((size_t)1 << k->dk_log2_size) - 1; }
+    static inline size_t repram_dict_mask(repram_dkeys *k) { return 0; }
     static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) { return NULL; }
     static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) { return NULL; }
+    static inline size_t repram_dict_next(repram_dkeys *k, Py_hash_t h, size_t i) { return 0; }
+    static inline const void* repram_dict_slot_at(repram_dkeys *k, size_t i) { return NULL; }
+    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i, int *empty) { *empty = 1; return NULL; }
     #endif
     """
     ctypedef struct repram_dentry:
@@ -989,6 +1038,10 @@ cdef extern from *:
     repram_dkeys* repram_dict_keys(PyObject* d)
     const void* repram_dict_slot(repram_dkeys* k, Py_hash_t h)
     repram_dentry* repram_dict_entry(repram_dkeys* k, Py_hash_t h)
+    size_t repram_dict_next(repram_dkeys* k, Py_hash_t h, size_t i)
+    size_t repram_dict_mask(repram_dkeys* k)
+    const void* repram_dict_slot_at(repram_dkeys* k, size_t i)
+    repram_dentry* repram_dict_entry_at(repram_dkeys* k, size_t i, int* empty)
     void __builtin_prefetch(const void* p) nogil
     bint PyTuple_CheckExact(PyObject* o)
     Py_ssize_t PyTuple_GET_SIZE_RAW "PyTuple_GET_SIZE" (PyObject* o)
@@ -1004,11 +1057,15 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
     cdef repram_dkeys* dk = repram_dict_keys(<PyObject*>store)
     cdef Py_hash_t hs[PREFETCH_MAX]
     cdef repram_dentry* es[PREFETCH_MAX]
+    cdef size_t nx[PREFETCH_MAX]
+    cdef size_t mask
+    cdef int empty = 0
     cdef Py_ssize_t j
     cdef repram_dentry* e
     cdef PyObject* t
     if dk == NULL:
         return 0
+    mask = repram_dict_mask(dk)
     if n > PREFETCH_MAX:
         n = PREFETCH_MAX
     for j in range(n):
@@ -1018,6 +1075,15 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
         e = es[j] = repram_dict_entry(dk, hs[j])
         if e != NULL:
             __builtin_prefetch(e)
+            # the next slot probed, in case this entry is another key's
+            nx[j] = repram_dict_next(dk, hs[j], (<size_t>hs[j]) & mask)
+            __builtin_prefetch(repram_dict_slot_at(dk, nx[j]))
+    for j in range(n):
+        e = es[j]
+        if e != NULL and e.me_hash != hs[j]:
+            e = es[j] = repram_dict_entry_at(dk, nx[j], &empty)
+            if e != NULL:
+                __builtin_prefetch(e)
     for j in range(n):
         e = es[j]
         if e != NULL:
