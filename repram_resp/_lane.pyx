@@ -321,15 +321,20 @@ cdef inline unsigned int _adler32(const unsigned char* p, Py_ssize_t n) nogil:
     return (b << 16) | a
 
 
+cdef extern from *:
+    """
+    static inline unsigned long long repram_contrib(unsigned long long h, unsigned long long v) {
+        /* == ledger.contribution */
+        if (v == 0) return 0;
+        unsigned __int128 p = (unsigned __int128)(h ^ v) * 0x9E3779B97F4A7C15ULL;
+        return (unsigned long long)(p >> 64) ^ (unsigned long long)p;
+    }
+    """
+    unsigned long long repram_contrib(unsigned long long h, unsigned long long v) nogil
+
+
 cdef inline unsigned long long _contrib(unsigned long long h, unsigned long long v) nogil:
-    # == ledger.contribution
-    cdef unsigned long long z
-    if v == 0:
-        return 0
-    z = h ^ (v * 0x9E3779B97F4A7C15ULL)
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
+    return repram_contrib(h, v)
 
 
 cdef struct _Change:

@@ -35,6 +35,11 @@ Invariants:
   ``maxmemory`` is enforced before a write is applied (noeviction only); a
   refused write changes nothing.  Version floors (below) count in it too.
 
+The digest ledger (replication; ``ledger`` None until the cluster layer
+sets one): every change of a key's *state* -- its entry's version, else its
+floor's -- is noted there (``put``, ``_delete``, ``add_floor``,
+``_pop_floor``), tagged with the instant it happened; cluster/ledger.py.
+
 Version floors (replication; off until the cluster layer sets
 ``floor_retention_ms``):
 * When a live entry *disappears* -- reclaimed on expiry, or superseded by a
@@ -358,14 +363,16 @@ class Keyspace:
         self.floors_recorded += 1
         if self.floor_max_bytes and self.floor_bytes > self.floor_max_bytes:
             while self._floor_heap and self.floor_bytes > self.floor_max_bytes:
-                r = self._pop_floor()
+                r = self._pop_floor(key)
                 if r is not None:
                     self.floors_retired_early += 1
                     if r > self.floor_horizon_ms:
                         self.floor_horizon_ms = r
 
-    def _pop_floor(self):
-        """Retire the earliest heap entry; its retire time if it was current."""
+    def _pop_floor(self, busy: bytes | None = None):
+        """Retire the earliest heap entry; its retire time if it was current.
+        ``busy``: the key whose floor is being set (``_add_floor``) -- its
+        caller notes that key's change in the ledger as a whole."""
         retire, key, version = heapq.heappop(self._floor_heap)
         size = len(key) + FLOOR_OVERHEAD_BYTES
         self.floor_bytes -= size
@@ -373,7 +380,7 @@ class Keyspace:
         if self.floors.get(key) == version:
             del self.floors[key]
             self.floor_index.remove(key)
-            if self.ledger is not None and key not in self.data:
+            if self.ledger is not None and key != busy and key not in self.data:
                 # at its retire time, even when retired early: that is when
                 # every other node drops it
                 self.ledger.note(key, version, 0, retire << LOGICAL_BITS)

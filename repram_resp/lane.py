@@ -63,7 +63,11 @@ MessageError.  Then, frame by frame in order:
   ``seen_upto_ms``, the ACK offset, the entries a poor clock sample
   converted, for re-correction; ``batches_lane`` counts the frames it
   applied).  Any other B frame, decided before anything changed, goes to the
-  Python path whole;
+  Python path whole.  How, not what (no result depends on these): before
+  applying, it prefetches the batch's store lookups (CPython 3.11/3.12 dict
+  layout, addresses only); an entry tuple nothing but the store holds is
+  overwritten in place; and entries stored with the previous one's deadline
+  share its int;
 * every other complete frame goes to the Python path one at a time
   (``Link._lane_frame``);
 * an incomplete last frame is kept (``link.lane_hold``, with the scan
@@ -100,6 +104,9 @@ When it may run at all:
   ``client-turn-max-bytes`` bytes of a read; a spent budget leaves the rest
   in the parser for the next turn, as the Python path does, and on that turn
   the connection hands those bytes to the lane again (``take_raw``).
+
+On a clustered node both paths note every write they store in the digest
+ledger (``Keyspace.ledger``, cluster/ledger.py), as ``Keyspace.put`` does.
 
 Counters it keeps like the Python path: ``total_commands_processed``,
 ``keyspace_hits``/``misses``, ``used_memory``, the HLC, the client's

@@ -14,8 +14,21 @@ that expires becomes a floor of the same version), so two nodes that agree
 keep agreeing as keys die, and neither values nor deadlines are compared
 (the version decides; deadlines only differ by the clock conversion).
 
-Protocol (on the link that carries the peer's stream to us; we are its
-receiver, as for SYNC):
+Ledger rounds (normally; issue 11).  Every node keeps a digest ledger
+(ledger.py): 2,048 bucket digests of its keys' top versions, kept up to date
+by every write and snapshotted as of past instants.  A round sends the
+snapshot of one quantum before the settled one (``AED``: 16 KiB, cutoff
+~0.63-0.76 s ago); the peer compares it with its own snapshot at the same
+cutoff and, for the buckets that differ, walks its index and sends the
+summaries of its keys there (``AES``), then ``AEEND`` -- the same summaries,
+fetches and pacing as below.  Two nodes that received the same writes up to
+the cutoff have equal snapshots whatever they received since, so a write
+load no longer makes rounds differ.  A peer without that snapshot (its
+clock far off, ``LEDGER_AHEAD_MS``) answers ``differing = -1`` and the next
+round with it, soon, is a range round; so is a node's first round.
+
+Range rounds (the fallback).  On the link that carries the peer's stream to
+us (we are its receiver, as for SYNC):
 
 * Every ``cluster-anti-entropy-interval-ms`` (and soon after each catch-up
   completes, i.e. on every (re)connect) the node runs one *round*: it walks
