@@ -11,6 +11,8 @@ over N is the server's instructions per SET; on - off is the ledger's.
         python3 benchmarks/ledger_instructions.py on 6400 16   # "Collected : <instructions>"
 
 Arguments: mode (build | off | on), N, commands per read.  stdlib only.
+``python3`` must be the interpreter itself, not a launcher script (pyenv's
+shim): valgrind counts the process it starts.
 benchmarks/RESULTS.md has the table and the loop that runs it.
 """
 import asyncio
