@@ -238,3 +238,32 @@ def test_a_peer_without_the_snapshot_is_compared_by_a_range_round(make_server):
     for n in (a, b):
         info = repl_info(n)
         assert info["repl_anti_entropy_no_snapshot"] >= 1 and info["repl_anti_entropy_range_rounds"] >= 1
+
+
+def test_a_peer_that_refuses_ledger_rounds_is_compared_by_range_walks(make_server):
+    """A build from before the ledger closes the link on the unknown AED
+    frame (as for any unknown frame): the node notes that peer's run once and
+    walks ranges with it from then on, so the link does not flap and a
+    divergence is still repaired."""
+    from clusterkit import start_mesh
+    from repram_resp.cluster import messages as m
+    nodes = start_mesh(make_server, 2, "--cluster-port", "0", "--cluster-anti-entropy-interval-ms", "200")
+    a, b = nodes
+
+    def old_build(link, f):
+        raise m.MessageError("unknown frame type %r" % f[0])
+    b.server.replication.antientropy.on_aed = old_build
+
+    def plant():
+        s = b.server
+        now = s.clock()
+        for i in range(50):
+            s.keyspace.put(b"hidden:%d" % i, b"v", now + 60_000, None, now)
+    b.call(plant)
+    ra = client(a)
+    wait_for(lambda: ra.get("hidden:49") == b"v", 15, "range rounds to repair a")
+    rounds = repl_info(a)["repl_anti_entropy_range_rounds"]
+    wait_for(lambda: repl_info(a)["repl_anti_entropy_range_rounds"] >= rounds + 3, 10, "three more rounds")
+    ia = repl_info(a)
+    assert ia["repl_anti_entropy_ledger_refused"] == 1       # one link drop, then no more AED
+    assert client(b).dbsize() == ra.dbsize() == 50

@@ -233,7 +233,7 @@ class AntiEntropy:
             "rounds", "ranges_sent", "ranges_differing_served", "keys_sent", "floors_sent",
             "ranges_repaired_here", "floors_received", "floors_applied", "summary_keys_sent",
             "summary_keys_received", "keys_fetched", "ledger_rounds", "range_rounds",
-            "ledger_buckets_differing", "ledger_no_snapshot"), 0)
+            "ledger_buckets_differing", "ledger_no_snapshot", "ledger_refused"), 0)
         self.last_walk_ms = 0.0
         self.last_round_ms = 0.0
         self.last_links = 0
@@ -241,6 +241,11 @@ class AntiEntropy:
         self.cutoffs: dict = {}          # round id -> its version cutoff (the last few rounds)
         self.last_busy_ms = 0.0
         self.range_next: set = set()     # links to compare by range walk next round (no snapshot)
+        # Peers (node id, run id) that dropped the link on an AED: a build
+        # from before the ledger (it refuses the unknown frame).  Their
+        # rounds walk ranges from then on.
+        self.no_ledger: set = set()
+        self.aed_rounds: dict = {}       # link -> the ledger round it was sent
 
     # -- receiver: rounds -----------------------------------------------------
 
@@ -271,6 +276,8 @@ class AntiEntropy:
         if self.pending:
             for lk in list(self.pending):
                 if lk.state != "ready" or now - self.round_started > ROUND_TIMEOUT_S:
+                    if lk.state != "ready" and self.aed_rounds.get(lk) == self.pending[lk]:
+                        self._ledger_refused(lk)
                     del self.pending[lk]
             if self.pending:
                 return
@@ -293,11 +300,22 @@ class AntiEntropy:
         if self.range_next:
             self.next_at = now                 # a peer could not compare our snapshot
 
+    def _ledger_refused(self, link) -> None:
+        r = link.remote
+        if r is None or (r.node_id, r.run_id) in self.no_ledger:
+            return
+        self.no_ledger.add((r.node_id, r.run_id))
+        self.stats["ledger_refused"] += 1
+        log.warning("peer %s closed the link on an anti-entropy ledger round (a build without "
+                    "it?): comparing with it by range walks from now on", link.describe())
+
     def _ledger_round(self, rid: int, links) -> list:
         """Send the ledger's snapshot to the links that take it; returns the
         links left for a range walk (none normally)."""
         led = self.server.keyspace.ledger
-        walk = [lk for lk in links if lk in self.range_next]
+        self.aed_rounds = {lk: r for lk, r in self.aed_rounds.items() if lk.state == "ready"}
+        walk = [lk for lk in links if lk in self.range_next
+                or (lk.remote is not None and (lk.remote.node_id, lk.remote.run_id) in self.no_ledger)]
         self.range_next.difference_update(walk)
         rest = [lk for lk in links if lk not in walk]
         if led is None or not rest:
@@ -314,6 +332,7 @@ class AntiEntropy:
         for lk in rest:
             lk.write(data)
             self.pending[lk] = rid
+            self.aed_rounds[lk] = rid
         self.stats["ledger_rounds"] += 1
         return walk
 
@@ -683,6 +702,7 @@ class AntiEntropy:
             ("repl_anti_entropy_range_rounds", st["range_rounds"]),
             ("repl_anti_entropy_buckets_differing", st["ledger_buckets_differing"]),
             ("repl_anti_entropy_no_snapshot", st["ledger_no_snapshot"]),
+            ("repl_anti_entropy_ledger_refused", st["ledger_refused"]),
             ("ledger_changes", led.changes if led is not None else 0),
             ("ledger_pending", led.npending if led is not None else 0),
             ("ledger_folded_early", led.folded_early if led is not None else 0),
