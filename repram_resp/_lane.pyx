@@ -300,11 +300,6 @@ cdef extern from *:
 repram_crc_init()
 
 
-cdef inline unsigned int _crc32(const unsigned char* p, Py_ssize_t n) nogil:
-    # == zlib.crc32
-    return repram_crc32(p, n)
-
-
 cdef inline unsigned int _adler32(const unsigned char* p, Py_ssize_t n) nogil:
     # == zlib.adler32 (reduced every 5552 bytes, as zlib does)
     cdef unsigned int a = 1, b = 0
@@ -373,7 +368,7 @@ cdef class Ledger:
         cdef _Change* np
         if old == new:
             return 0
-        c = _crc32(k, n)
+        c = repram_crc32(k, n)           # == zlib.crc32
         h = ((<unsigned long long>c) << 32) | _adler32(k, n)
         d = _contrib(h, old) ^ _contrib(h, new)
         b = c >> (32 - L_BUCKET_BITS)
@@ -968,7 +963,6 @@ cdef inline Py_ssize_t _fint(const unsigned char* p, Py_ssize_t i, long long* v)
 cdef extern from *:
     """
     #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    #define REPRAM_DICT_PREFETCH 1
     typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } repram_dentry;
     typedef struct {
         Py_ssize_t dk_refcnt; uint8_t dk_log2_size; uint8_t dk_log2_index_bytes; uint8_t dk_kind;
@@ -983,33 +977,15 @@ cdef extern from *:
         return o->ma_keys;
     }
     static inline size_t repram_dict_mask(repram_dkeys *k) { return ((size_t)1 << k->dk_log2_size) - 1; }
-    static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) {
-        size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
-        return k->dk_indices + (i << (k->dk_log2_index_bytes - k->dk_log2_size));
-    }
-    /* The index slot a lookup of hash h probes after slot i (dictobject.c). */
+    /* The index slot a lookup of hash h probes after slot i (dictobject.c's first step). */
     static inline size_t repram_dict_next(repram_dkeys *k, Py_hash_t h, size_t i) {
-        size_t perturb = ((size_t)h) >> 5;
-        return (i * 5 + perturb + 1) & (((size_t)1 << k->dk_log2_size) - 1);
+        return (i * 5 + (((size_t)h) >> 5) + 1) & repram_dict_mask(k);
     }
     static inline const void* repram_dict_slot_at(repram_dkeys *k, size_t i) {
         return k->dk_indices + (i << (k->dk_log2_index_bytes - k->dk_log2_size));
     }
-    /* The entry index slot i points to; NULL if empty or a dummy (*empty = 1 if empty). */
-    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i, int *empty) {
-        Py_ssize_t ix;
-        switch (k->dk_log2_index_bytes - k->dk_log2_size) {
-            case 0: ix = ((const int8_t *)k->dk_indices)[i]; break;
-            case 1: ix = ((const int16_t *)k->dk_indices)[i]; break;
-            case 2: ix = ((const int32_t *)k->dk_indices)[i]; break;
-            default: ix = ((const int64_t *)k->dk_indices)[i]; break;
-        }
-        *empty = ix == -1;
-        if (ix < 0 || ix >= k->dk_nentries) return NULL;
-        return (repram_dentry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
-    }
-    static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) {
-        size_t i = (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
+    /* The entry index slot i points to; NULL if it is empty or a dummy. */
+    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i) {
         Py_ssize_t ix;
         switch (k->dk_log2_index_bytes - k->dk_log2_size) {
             case 0: ix = ((const int8_t *)k->dk_indices)[i]; break;
@@ -1021,17 +997,13 @@ cdef extern from *:
         return (repram_dentry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
     }
     #else
-    #define REPRAM_DICT_PREFETCH 0
     typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } repram_dentry;
     typedef struct { int unused; } repram_dkeys;
     static inline repram_dkeys* repram_dict_keys(PyObject *d) { return NULL; }
-    static inline size_t repram_dict_mask(repram_dkeys *k) { return ((size_t)1 << k->dk_log2_size) - 1; }
     static inline size_t repram_dict_mask(repram_dkeys *k) { return 0; }
-    static inline const void* repram_dict_slot(repram_dkeys *k, Py_hash_t h) { return NULL; }
-    static inline repram_dentry* repram_dict_entry(repram_dkeys *k, Py_hash_t h) { return NULL; }
     static inline size_t repram_dict_next(repram_dkeys *k, Py_hash_t h, size_t i) { return 0; }
     static inline const void* repram_dict_slot_at(repram_dkeys *k, size_t i) { return NULL; }
-    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i, int *empty) { *empty = 1; return NULL; }
+    static inline repram_dentry* repram_dict_entry_at(repram_dkeys *k, size_t i) { return NULL; }
     #endif
     """
     ctypedef struct repram_dentry:
@@ -1041,12 +1013,10 @@ cdef extern from *:
     ctypedef struct repram_dkeys:
         pass
     repram_dkeys* repram_dict_keys(PyObject* d)
-    const void* repram_dict_slot(repram_dkeys* k, Py_hash_t h)
-    repram_dentry* repram_dict_entry(repram_dkeys* k, Py_hash_t h)
-    size_t repram_dict_next(repram_dkeys* k, Py_hash_t h, size_t i)
     size_t repram_dict_mask(repram_dkeys* k)
+    size_t repram_dict_next(repram_dkeys* k, Py_hash_t h, size_t i)
     const void* repram_dict_slot_at(repram_dkeys* k, size_t i)
-    repram_dentry* repram_dict_entry_at(repram_dkeys* k, size_t i, int* empty)
+    repram_dentry* repram_dict_entry_at(repram_dkeys* k, size_t i)
     void __builtin_prefetch(const void* p) nogil
     bint PyTuple_CheckExact(PyObject* o)
     Py_ssize_t PyTuple_GET_SIZE_RAW "PyTuple_GET_SIZE" (PyObject* o)
@@ -1062,9 +1032,8 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
     cdef repram_dkeys* dk = repram_dict_keys(<PyObject*>store)
     cdef Py_hash_t hs[PREFETCH_MAX]
     cdef repram_dentry* es[PREFETCH_MAX]
-    cdef size_t nx[PREFETCH_MAX]
+    cdef size_t nx[PREFETCH_MAX]           # first the slot probed first, then the second
     cdef size_t mask
-    cdef int empty = 0
     cdef Py_ssize_t j
     cdef repram_dentry* e
     cdef PyObject* t
@@ -1075,18 +1044,19 @@ cdef int _prefetch_lookups(dict store, list keys, Py_ssize_t n) except -1:
         n = PREFETCH_MAX
     for j in range(n):
         hs[j] = hash(<object>PyList_GET_ITEM_RAW(keys, j))     # cached in the key, used by the lookup
-        __builtin_prefetch(repram_dict_slot(dk, hs[j]))
+        nx[j] = (<size_t>hs[j]) & mask
+        __builtin_prefetch(repram_dict_slot_at(dk, nx[j]))
     for j in range(n):
-        e = es[j] = repram_dict_entry(dk, hs[j])
+        e = es[j] = repram_dict_entry_at(dk, nx[j])
         if e != NULL:
             __builtin_prefetch(e)
             # the next slot probed, in case this entry is another key's
-            nx[j] = repram_dict_next(dk, hs[j], (<size_t>hs[j]) & mask)
+            nx[j] = repram_dict_next(dk, hs[j], nx[j])
             __builtin_prefetch(repram_dict_slot_at(dk, nx[j]))
     for j in range(n):
         e = es[j]
         if e != NULL and e.me_hash != hs[j]:
-            e = es[j] = repram_dict_entry_at(dk, nx[j], &empty)
+            e = es[j] = repram_dict_entry_at(dk, nx[j])
             if e != NULL:
                 __builtin_prefetch(e)
     for j in range(n):
