@@ -177,6 +177,16 @@ def test_anti_entropy_repairs_a_divergence_without_any_restart(make_server):
 
 # --- the digest ledger (issue 11) -------------------------------------------------
 
+def _plant_hidden(node, n: int = 50) -> None:
+    """hidden:0..n-1 = v written straight into node's keyspace (no stream)."""
+    def plant():
+        s = node.server
+        now = s.clock()
+        for i in range(n):
+            s.keyspace.put(b"hidden:%d" % i, b"v", now + 60_000, None, now)
+    node.call(plant)
+
+
 def test_under_a_write_load_ledger_rounds_compare_without_walking(make_server):
     """Random-key writes streaming while rounds run: every round is a
     ledger round, and almost nothing is summarised (range rounds summarised
@@ -227,12 +237,7 @@ def test_a_peer_without_the_snapshot_is_compared_by_a_range_round(make_server):
     b = make_server(*common, "--node-id", "n2", "--peers", seed_of(a), clock=lambda: wall_ms() + 6000)
     wait_mesh([a, b])
 
-    def plant():
-        s = b.server
-        now = s.clock()
-        for i in range(50):
-            s.keyspace.put(b"hidden:%d" % i, b"v", now + 60_000, None, now)
-    b.call(plant)
+    _plant_hidden(b)
     ra = client(a)
     wait_for(lambda: ra.get("hidden:49") == b"v", 10, "a range round to repair a")
     for n in (a, b):
@@ -254,12 +259,7 @@ def test_a_peer_that_refuses_ledger_rounds_is_compared_by_range_walks(make_serve
         raise m.MessageError("unknown frame type %r" % f[0])
     b.server.replication.antientropy.on_aed = old_build
 
-    def plant():
-        s = b.server
-        now = s.clock()
-        for i in range(50):
-            s.keyspace.put(b"hidden:%d" % i, b"v", now + 60_000, None, now)
-    b.call(plant)
+    _plant_hidden(b)
     ra = client(a)
     wait_for(lambda: ra.get("hidden:49") == b"v", 15, "range rounds to repair a")
     rounds = repl_info(a)["repl_anti_entropy_range_rounds"]

@@ -582,27 +582,7 @@ class AntiEntropy:
         buckets = set(lg.differing_buckets(mine, theirs))
         link.ae_cpu += time.thread_time() - t
         self.stats["ledger_buckets_differing"] += len(buckets)
-        ks = self.server.keyspace
-        floor_entry = m.floor_entry
-        cur, inclusive = b"", True
-        while link.state == "ready":
-            t = time.thread_time()
-            keys, complete = _chunk(ks, cur, inclusive, None, CHUNK_KEYS)
-            sel = lg.select_keys(keys, buckets)
-            if sel:
-                sk, vs = top_versions(ks, sel, self.server.clock(), cutoff)
-                if sk:
-                    link.write(m.summary_head(rid, len(sk))
-                               + b"".join([floor_entry(k, v) for k, v in zip(sk, vs)]))
-                    self.stats["summary_keys_sent"] += len(sk)
-            link.ae_cpu += time.thread_time() - t
-            if complete or not keys:
-                break
-            cur, inclusive = keys[-1], False
-            if link.paused:
-                await link.drained()
-            else:
-                await asyncio.sleep(0)
+        await self._send_summary(link, rid, b"", None, cutoff, buckets)
         return len(buckets)
 
     async def _digest(self, link, lo: bytes, hi, cutoff: int) -> bytes:
@@ -619,13 +599,17 @@ class AntiEntropy:
             cur, inclusive = keys[-1], False
             await asyncio.sleep(0)
 
-    async def _send_summary(self, link, rid: int, lo: bytes, hi, cutoff: int) -> None:
+    async def _send_summary(self, link, rid: int, lo: bytes, hi, cutoff: int,
+                            buckets: set | None = None) -> None:
+        """AES frames of our keys in [lo, hi) -- only those in the given
+        ledger buckets, if any are given."""
         ks = self.server.keyspace
         cur, inclusive = lo, True
         while link.state == "ready":
             t = time.thread_time()
             keys, complete = _chunk(ks, cur, inclusive, hi, CHUNK_KEYS)
-            sk, vs = top_versions(ks, keys, self.server.clock(), cutoff)
+            sel = keys if buckets is None else lg.select_keys(keys, buckets)
+            sk, vs = top_versions(ks, sel, self.server.clock(), cutoff)
             if sk:
                 floor_entry = m.floor_entry
                 link.write(m.summary_head(rid, len(sk))
