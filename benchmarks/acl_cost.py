@@ -25,31 +25,16 @@ user's connection is ungated, so it keeps the lane exactly as before.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from harness import INPROCESS_HEAD, INPROCESS_WORKLOAD, run_inprocess  # noqa: E402
 
-CHILD = r"""
-import json, sys, time, gc
-sys.path.insert(0, sys.argv[1])
-variant, n, batch, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-from repram_resp.config import load
-from repram_resp.server import Server
-from repram_resp.connection import Client
-
-class Sink:
-    def write(self, b): pass
-    def get_write_buffer_size(self): return 0
-    def close(self): pass
-
-server = Server(load(["--port", "0"]))
-c = Client(server)
-c.transport = Sink()
-server.register(c)
+CHILD = INPROCESS_HEAD + r"""
+c = client()
 if variant == "other users":
     for i in range(100):
         c._run_batch([[b"ACL", b"SETUSER", b"u%d" % i, b"on", b">pw", b"+get", b"~x:*"]], 0)
@@ -60,10 +45,7 @@ elif variant == "restricted":
     assert c.gate == "acl"
 if variant != "base":
     assert (c.gate is None) == (variant != "restricted")
-keys = [b"key:%d" % (i % 100_000) for i in range(n)]
-sets = [[b"SET", k, b"v", b"EX", b"60"] for k in keys]
-gets = [[b"GET", k] for k in keys]
-gc.collect(); gc.freeze()
+""" + INPROCESS_WORKLOAD + r"""
 out = {}
 for name, cmds in (("SET", sets), ("GET", gets)):
     chunks = [cmds[i:i + batch] for i in range(0, n, batch)]
@@ -80,9 +62,7 @@ VARIANTS = ("base", "default", "other users", "restricted")
 
 
 def run(src: str, variant: str, args) -> dict:
-    p = subprocess.run([sys.executable, "-c", CHILD, src, variant, str(args.n), str(args.batch),
-                        str(args.reps)], capture_output=True, text=True, check=True, cwd="/")
-    return json.loads(p.stdout)
+    return run_inprocess(CHILD, src, variant, args.n, args.batch, args.reps)
 
 
 def main() -> int:

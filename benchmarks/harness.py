@@ -300,6 +300,49 @@ class DropTransport:
     def get_extra_info(self, name, default=None): return ("127.0.0.1", 1)
 
 
+# In-process cost benchmarks (acl_cost.py, tracking_cost.py): a child
+# process runs one variant of repram_resp (a source tree) through
+# Client._run_batch, with no sockets.  Its source is INPROCESS_HEAD (argv,
+# a server, client() with a discarding transport), the script's own setup,
+# INPROCESS_WORKLOAD (SET / GET command lists, GC frozen), then the script's
+# timing loop, which prints one JSON object.
+INPROCESS_HEAD = r"""
+import json, sys, time, gc
+sys.path.insert(0, sys.argv[1])
+variant, n, batch, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from repram_resp.config import load
+from repram_resp.server import Server
+from repram_resp.connection import Client
+
+class Sink:
+    def write(self, b): pass
+    def get_write_buffer_size(self): return 0
+    def close(self): pass
+
+server = Server(load(["--port", "0"]))
+def client():
+    c = Client(server)
+    c.transport = Sink()
+    server.register(c)
+    return c
+"""
+
+INPROCESS_WORKLOAD = r"""
+keys = [b"key:%d" % (i % 100_000) for i in range(n)]
+sets = [[b"SET", k, b"v", b"EX", b"60"] for k in keys]
+gets = [[b"GET", k] for k in keys]
+gc.collect(); gc.freeze()
+"""
+
+
+def run_inprocess(child: str, src: str, variant: str, n: int, batch: int, reps: int) -> dict:
+    """Run an in-process child (above) on source tree src; its JSON output."""
+    import json
+    p = subprocess.run([sys.executable, "-c", child, src, variant, str(n), str(batch), str(reps)],
+                       capture_output=True, text=True, check=True, cwd="/")
+    return json.loads(p.stdout)
+
+
 def encode_command(*args: Any) -> bytes:
     """RESP-encode one command (non-bytes arguments go through str())."""
     return _encode_command(args)

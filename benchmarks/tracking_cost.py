@@ -26,33 +26,15 @@ stdlib only (plus what repram_resp itself imports).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from harness import INPROCESS_HEAD, INPROCESS_WORKLOAD, run_inprocess  # noqa: E402
 
-CHILD = r"""
-import json, sys, time, gc
-sys.path.insert(0, sys.argv[1])
-variant, n, batch, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-from repram_resp.config import load
-from repram_resp.server import Server
-from repram_resp.connection import Client
-
-class Sink:
-    def write(self, b): pass
-    def get_write_buffer_size(self): return 0
-    def close(self): pass
-
-server = Server(load(["--port", "0"]))
-def client():
-    c = Client(server)
-    c.transport = Sink()
-    server.register(c)
-    return c
+CHILD = INPROCESS_HEAD + r"""
 c = client()
 t = client()
 
@@ -67,10 +49,7 @@ def tracker(on):
         server.tracking.disable(t)
         assert server.keyspace.on_write is None
 
-keys = [b"key:%d" % (i % 100_000) for i in range(n)]
-sets = [[b"SET", k, b"v", b"EX", b"60"] for k in keys]
-gets = [[b"GET", k] for k in keys]
-gc.collect(); gc.freeze()
+""" + INPROCESS_WORKLOAD + r"""
 # "base" and "off" measure without a tracker; "ab" alternates rep by rep
 # between no tracker ("off") and one tracker ("tracking") in this process.
 modes = ("off", "tracking") if variant == "ab" else ("off",)
@@ -92,9 +71,7 @@ print(json.dumps(out))
 
 
 def run(src: str, variant: str, args) -> dict:
-    p = subprocess.run([sys.executable, "-c", CHILD, src, variant, str(args.n), str(args.batch),
-                        str(args.reps)], capture_output=True, text=True, check=True, cwd="/")
-    return json.loads(p.stdout)
+    return run_inprocess(CHILD, src, variant, args.n, args.batch, args.reps)
 
 
 def main() -> int:
